@@ -1,0 +1,144 @@
+"""TritonPythonModel shared by streamdiffusion_realtime and streamdiffusion_canvas.
+
+Read requests, check them, hand them to the variant's service, answer. A bad request gets an
+INVALID_ARG error naming the problem; the other requests of the batch are answered normally.
+Which variant this instance is comes from its config.pbtxt (`variant` parameter); everything
+else from the YAML file that the `config_file` parameter (or SD_CONFIG) names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+for _path in (_HERE, _HERE.parent.parent):  # sdbackend beside this file, sdconfig at the project root
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import numpy as np  # noqa: E402
+import triton_python_backend_utils as pb_utils  # noqa: E402
+
+from sdbackend.errors import RequestError  # noqa: E402
+from sdbackend.facts import IMAGE_OUTPUT, model_facts  # noqa: E402
+from sdbackend.requests import RequestLimits, parse_request  # noqa: E402
+from sdbackend.service import CanvasService, RealtimeService, build_service  # noqa: E402
+from sdconfig import load_settings, resolve_model_path  # noqa: E402
+from sdconfig.loader import ENV_FILE  # noqa: E402
+
+log = logging.getLogger("streamdiffusion")
+FLAG_START = pb_utils.TRITONSERVER_REQUEST_FLAG_SEQUENCE_START
+FLAG_END = pb_utils.TRITONSERVER_REQUEST_FLAG_SEQUENCE_END
+
+
+def _parameters(model_config: dict) -> dict[str, str]:
+    return {k: v.get("string_value", "") for k, v in model_config.get("parameters", {}).items()}
+
+
+def _config_file(args: dict, parameters: dict[str, str]) -> Path:
+    """SD_CONFIG wins; else the `config_file` parameter, relative to the model's folder."""
+    named = os.environ.get(ENV_FILE) or parameters.get("config_file") or "../../config.yaml"
+    path = Path(named)
+    if not path.is_absolute():
+        path = Path(args["model_repository"]) / path
+    return path.resolve()
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        model_config = json.loads(args["model_config"])
+        parameters = _parameters(model_config)
+        self.mode = parameters.get("variant", "")
+        if self.mode not in ("realtime", "canvas"):
+            raise ValueError(f"config.pbtxt parameter 'variant' must be realtime or canvas, got {self.mode!r}")
+        config_file = _config_file(args, parameters)
+        settings = load_settings(config_file)
+        model_path = resolve_model_path(config_file, settings.model.model_id)
+        self._check_facts(parameters, model_facts(settings, self.mode, model_path))
+
+        self.service = build_service(settings, config_file, self.mode)
+        generator = self.service.generator
+        self.limits = RequestLimits.from_settings(settings, self.mode, generator.pipe.tokenizer.model_max_length)
+        self.count_tokens = generator.count_tokens
+        self._stop = threading.Event()
+        if isinstance(self.service, RealtimeService):
+            # the family must outlive its metric, so both are kept
+            self._sequence_family, self._sequence_gauge = self._make_gauge(model_config["name"])
+            self._expiry = threading.Thread(target=self._expire_idle, name="expire-idle-sequences", daemon=True)
+            self._expiry.start()
+        log.info("%s ready: %s on %s (%s)", model_config["name"], model_path, generator.device, generator.shape.dtype)
+
+    def execute(self, requests: list) -> list:
+        return [self._answer(request) for request in requests]
+
+    def finalize(self) -> None:
+        self._stop.set()
+
+    def _answer(self, request: object) -> object:
+        flags = request.flags()
+        ending = bool(flags & FLAG_END)
+        try:
+            parsed = parse_request(
+                lambda name: _as_numpy(pb_utils.get_input_tensor_by_name(request, name)),
+                self.limits,
+                self.count_tokens,
+                ending=ending,
+            )
+            if isinstance(self.service, CanvasService):
+                image = self.service.handle(parsed)
+            else:
+                image = self.service.handle(request.correlation_id(), bool(flags & FLAG_START), ending, parsed)
+                self._sequence_gauge.set(len(self.service.sequences))
+        except RequestError as exc:
+            if ending and isinstance(self.service, RealtimeService):
+                self.service.sequences.end(request.correlation_id())
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG))
+        except Exception as exc:
+            log.exception("request failed")
+            return pb_utils.InferenceResponse(
+                error=pb_utils.TritonError(f"internal error: {exc}", pb_utils.TritonError.INTERNAL)
+            )
+        payload = image if image is not None else b""
+        output = pb_utils.Tensor(IMAGE_OUTPUT, _bytes_tensor(payload))
+        return pb_utils.InferenceResponse(output_tensors=[output])
+
+    def _expire_idle(self) -> None:
+        """Free the state of sequences Triton dropped for idleness; Triton does not tell the model."""
+        interval = 1.0
+        while not self._stop.wait(interval):
+            expired = self.service.sequences.expire()
+            if expired:
+                log.info("freed %d idle sequence(s): %s", len(expired), expired)
+            self._sequence_gauge.set(len(self.service.sequences))
+
+    @staticmethod
+    def _make_gauge(model_name: str) -> tuple[object, object]:
+        family = pb_utils.MetricFamily(
+            name="streamdiffusion_live_sequences",
+            description="Realtime sequences whose state this model instance holds",
+            kind=pb_utils.MetricFamily.GAUGE,
+        )
+        return family, family.Metric(labels={"model": model_name})
+
+    @staticmethod
+    def _check_facts(parameters: dict[str, str], computed: dict) -> None:
+        """Facts rendered into config.pbtxt by the launcher must match the YAML this model reads."""
+        rendered = parameters.get("model_facts")
+        if rendered and json.loads(rendered) != computed:
+            raise ValueError(
+                "config.pbtxt's model_facts differ from the configuration file; "
+                "start Triton through scripts/launch_triton.py, which renders them"
+            )
+
+
+def _as_numpy(tensor: object) -> object:
+    return None if tensor is None else tensor.as_numpy()
+
+
+def _bytes_tensor(payload: bytes) -> np.ndarray:
+    return np.array([[payload]], dtype=np.object_)

@@ -1,0 +1,139 @@
+"""The model facts a client needs, computed from the settings in one place.
+
+The launcher writes these facts into each model's config as the `model_facts` parameter, so a
+client reads them from Triton (`get_model_config`) instead of keeping a copy; the model checks
+its requests against the same facts. No torch here: the launcher imports this module.
+
+Tensor contract of both variants (every input but IMAGE is optional and takes the default below):
+
+    IMAGE           BYTES  [1]   JPEG, PNG or WebP of exactly width x height (RGB)
+    PROMPT          BYTES  [1]   UTF-8
+    NEGATIVE_PROMPT BYTES  [1]   UTF-8 (used where cfg_type is "full" or "initialize")
+    SEED            INT64  [1]
+    GUIDANCE_SCALE  FP32   [1]   ignored where cfg_type is "none"
+    DELTA           FP32   [1]   weight of the self-guidance noise (cfg_type "self"/"initialize")
+    T_INDEX_LIST    INT32  [-1]  denoising steps as indices into the scheduler's timesteps
+    JPEG_QUALITY    INT32  [1]   of the returned JPEG
+  output:
+    IMAGE           BYTES  [1]   JPEG of width x height
+
+Realtime requests belong to a Triton sequence (correlation id, START/END flags); a request
+flagged END whose IMAGE is empty ends the sequence without running the model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sdconfig import Mode, Settings
+
+MAX_DENOISING_STEPS = 8
+DEFAULT_MAX_PROMPT_TOKENS = 77
+SEED_MAX = 2**31 - 1
+
+#: parameter name on the wire (JSON) -> (Triton input name, Triton datatype)
+TRITON_INPUTS: dict[str, tuple[str, str]] = {
+    "prompt": ("PROMPT", "BYTES"),
+    "negative_prompt": ("NEGATIVE_PROMPT", "BYTES"),
+    "seed": ("SEED", "INT64"),
+    "guidance_scale": ("GUIDANCE_SCALE", "FP32"),
+    "delta": ("DELTA", "FP32"),
+    "t_index_list": ("T_INDEX_LIST", "INT32"),
+}
+IMAGE_INPUT = "IMAGE"
+JPEG_QUALITY_INPUT = "JPEG_QUALITY"
+IMAGE_OUTPUT = "IMAGE"
+
+
+def max_prompt_tokens(model_path: str) -> int:
+    """The tokenizer's own limit where the model is a local folder, CLIP's 77 otherwise."""
+    config = Path(model_path) / "tokenizer" / "tokenizer_config.json"
+    try:
+        value = int(json.loads(config.read_text())["model_max_length"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return DEFAULT_MAX_PROMPT_TOKENS
+    return value if 0 < value <= 4096 else DEFAULT_MAX_PROMPT_TOKENS
+
+
+def input_schema(settings: Settings, mode: Mode, prompt_tokens: int) -> dict[str, Any]:
+    """A JSON schema of the accepted parameters, their ranges and defaults."""
+    pipe, variant = settings.pipeline, settings.variant(mode)
+    last_step = pipe.num_inference_steps - 1
+    props: dict[str, dict[str, Any]] = {
+        "prompt": {
+            "type": "string",
+            "title": "Prompt",
+            "default": pipe.default_prompt,
+            "description": f"What to paint; at most {prompt_tokens} tokens.",
+            "x-max-tokens": prompt_tokens,
+        },
+        "negative_prompt": {
+            "type": "string",
+            "title": "Negative prompt",
+            "default": pipe.default_negative_prompt,
+            "description": "What to avoid; used with full or initialize guidance.",
+            "x-max-tokens": prompt_tokens,
+        },
+        "seed": {
+            "type": "integer",
+            "title": "Seed",
+            "minimum": 0,
+            "maximum": SEED_MAX,
+            "default": pipe.default_seed,
+            "description": "Same drawing, prompt and seed give the same picture.",
+        },
+        "guidance_scale": {
+            "type": "number",
+            "title": "Guidance scale",
+            "minimum": 0.0,
+            "maximum": pipe.guidance_scale_max,
+            "default": variant.guidance_scale,
+            "description": f"Prompt strength; guidance mode is {variant.cfg_type!r}.",
+        },
+        "delta": {
+            "type": "number",
+            "title": "Delta",
+            "minimum": 0.0,
+            "maximum": 5.0,
+            "default": variant.delta,
+            "description": "Weight of the self-guidance noise.",
+        },
+        "t_index_list": {
+            "type": "array",
+            "title": "Denoising steps",
+            "items": {"type": "integer", "minimum": 0, "maximum": last_step},
+            "minItems": 1,
+            "maxItems": MAX_DENOISING_STEPS,
+            "default": list(variant.t_index_list),
+            "description": "Strictly increasing step indices; lower keeps less of the input.",
+        },
+    }
+    for name, (tensor, dtype) in TRITON_INPUTS.items():
+        props[name]["x-triton-input"] = tensor
+        props[name]["x-triton-datatype"] = dtype
+    return {"type": "object", "title": f"{mode} parameters", "properties": props, "additionalProperties": False}
+
+
+def model_facts(settings: Settings, mode: Mode, model_path: str) -> dict[str, Any]:
+    """Everything the frontends show or check, as one JSON-serialisable mapping."""
+    variant = settings.variant(mode)
+    tokens = max_prompt_tokens(model_path)
+    return {
+        "info": {
+            "mode": mode,
+            "model_id": settings.model.model_id,
+            "acceleration": settings.model.acceleration,
+            "width": settings.pipeline.width,
+            "height": settings.pipeline.height,
+            "t_index_list": list(variant.t_index_list),
+            "cfg_type": variant.cfg_type,
+            "use_tiny_vae": variant.use_tiny_vae,
+            "stateful": mode == "realtime",
+            "max_image_bytes": settings.pipeline.max_image_bytes,
+            "max_prompt_tokens": tokens,
+            "default_jpeg_quality": settings.performance(mode).jpeg_quality,
+        },
+        "input_params": input_schema(settings, mode, tokens),
+    }

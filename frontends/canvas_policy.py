@@ -1,0 +1,43 @@
+"""Canvas scheduling: every drawing, in order, through a bounded queue that pushes back.
+
+No filter, no dropping, no pacing. When `max_pending_drawings` are waiting, the reader's `accept`
+waits for room, so the session stops reading its socket: the client's sends slow down through
+TCP flow control instead of the server dropping a drawing or growing without bound. The client
+is told once with {"status": "wait"}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from frontends.incoming import Incoming
+from frontends.protocol import WAIT
+
+
+class CanvasSteps(Protocol):
+    async def send(self, text: str) -> None: ...
+
+    async def process(self, frame: Incoming) -> None: ...
+
+
+class CanvasPolicy:
+    def __init__(self, max_pending: int, steps: CanvasSteps) -> None:
+        self.steps = steps
+        self.queue: asyncio.Queue[Incoming] = asyncio.Queue(maxsize=max_pending)
+
+    async def accept(self, frame: Incoming) -> None:
+        """Waits while the queue is full (back-pressure); never drops."""
+        if self.queue.full():
+            await self.steps.send(WAIT)
+        await self.queue.put(frame)
+
+    async def run(self) -> None:
+        while True:
+            frame = await self.queue.get()
+            await self.steps.process(frame)
+
+    def close(self) -> None:
+        """Pending drawings of a closed session have nobody left to show them to."""
+        while not self.queue.empty():
+            self.queue.get_nowait()

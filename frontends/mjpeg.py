@@ -1,0 +1,116 @@
+"""MJPEG: one hub per session, fanning each result out to that user's viewers.
+
+Wire format (`multipart/x-mixed-replace; boundary=frame`), each part:
+    --frame\\r\\nContent-Type: image/jpeg\\r\\nContent-Length: N\\r\\n\\r\\n<N bytes>\\r\\n
+The boundary line of the *next* part is written right after each part, because Chromium shows a
+part only once the following boundary has arrived; so the stream is the preamble `--frame\\r\\n`
+and then, per part, its headers, bytes and `\\r\\n--frame\\r\\n`. The stream simply ends (EOF) when
+the session ends.
+
+Each viewer has a one-slot mailbox: a viewer that reads slower than results arrive sees the newest
+result and never a growing queue. Realtime publishes without waiting (latency first); canvas
+waits until every viewer took the previous part (every drawing is shown), up to a stall limit
+after which a viewer that stopped reading is passed over rather than stalling the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from frontends.slot import LatestSlot, SlotClosed
+
+BOUNDARY = "frame"
+CONTENT_TYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+PREAMBLE = f"--{BOUNDARY}\r\n".encode()
+VIEWER_STALL_S = 10.0
+"""A canvas viewer that has not taken a part for this long no longer holds the session back."""
+
+
+def part_bytes(jpeg: bytes) -> bytes:
+    """One part plus the next boundary line (see the module docstring for why)."""
+    head = f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+    return head + jpeg + b"\r\n" + PREAMBLE
+
+
+@dataclass(slots=True, eq=False)
+class Part:
+    jpeg: bytes
+    received_at: float
+    """time.monotonic() when the frame behind this result arrived, for the latency histogram."""
+    written: bool = field(default=False)
+
+
+class StreamHub:
+    """The viewers of one session's results."""
+
+    def __init__(self) -> None:
+        self._viewers: set[LatestSlot[Part]] = set()
+        self._closed = False
+
+    @property
+    def viewers(self) -> int:
+        return len(self._viewers)
+
+    def subscribe(self) -> LatestSlot[Part]:
+        slot: LatestSlot[Part] = LatestSlot()
+        if self._closed:
+            slot.close()
+        else:
+            self._viewers.add(slot)
+        return slot
+
+    def unsubscribe(self, slot: LatestSlot[Part]) -> None:
+        self._viewers.discard(slot)
+        slot.close()
+
+    def publish(self, part: Part) -> int:
+        """Hand `part` to every viewer now; return how many unread parts it replaced."""
+        replaced = 0
+        for slot in list(self._viewers):
+            if slot.put(part) is not None:
+                replaced += 1
+        return replaced
+
+    async def publish_every(self, part: Part, stall_s: float = VIEWER_STALL_S) -> int:
+        """Wait until each viewer took its previous part, then publish (canvas: nothing skipped)."""
+        waits = [slot.wait_empty() for slot in self._viewers]
+        if waits:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*waits), stall_s)
+        return self.publish(part)
+
+    def close(self) -> None:
+        """End every viewer's stream."""
+        self._closed = True
+        for slot in self._viewers:
+            slot.close()
+        self._viewers.clear()
+
+
+async def serve_stream(
+    request: web.Request, hub: StreamHub, on_written: Callable[[Part], None], headers: dict[str, str] | None = None
+) -> web.StreamResponse:
+    """Write the hub's parts to one HTTP client until the session ends or the client leaves."""
+    response = web.StreamResponse(
+        headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store", "X-Accel-Buffering": "no", **(headers or {})}
+    )
+    await response.prepare(request)
+    slot = hub.subscribe()
+    try:
+        await response.write(PREAMBLE)
+        while True:
+            part = await slot.get()
+            await response.write(part_bytes(part.jpeg))
+            if not part.written:
+                part.written = True
+                on_written(part)
+    except (SlotClosed, ConnectionResetError):
+        pass
+    finally:
+        hub.unsubscribe(slot)
+    return response

@@ -1,0 +1,60 @@
+"""Who is connected: one session per (mode, user_id), the per-mode limit and the duplicate rule.
+
+Admission is synchronous (no await between the check and the insert), so two connections racing
+for the last place or for the same user_id cannot both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from frontends.mjpeg import StreamHub
+
+
+class RegisteredSession(Protocol):
+    mode: str
+    user_id: str
+    hub: StreamHub
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    outcome: Literal["admitted", "full", "duplicate"]
+    replaced: RegisteredSession | None = None
+    """With server.duplicate_user "replace": the older session the caller must now close."""
+
+
+class SessionRegistry:
+    def __init__(self, max_per_mode: int, duplicate_user: Literal["replace", "reject"]) -> None:
+        self.max_per_mode = max_per_mode
+        self.duplicate_user = duplicate_user
+        self._sessions: dict[str, dict[str, RegisteredSession]] = {}
+
+    def admit(self, session: RegisteredSession) -> Admission:
+        users = self._sessions.setdefault(session.mode, {})
+        existing = users.get(session.user_id)
+        if existing is not None and self.duplicate_user == "reject":
+            return Admission("duplicate")
+        if existing is None and len(users) >= self.max_per_mode:
+            return Admission("full")
+        users[session.user_id] = session
+        return Admission("admitted", replaced=existing)
+
+    def release(self, session: RegisteredSession) -> None:
+        """Forget `session` unless a newer session of the same user already took its place."""
+        users = self._sessions.get(session.mode, {})
+        if users.get(session.user_id) is session:
+            del users[session.user_id]
+
+    def hub(self, mode: str, user_id: str) -> StreamHub | None:
+        session = self._sessions.get(mode, {}).get(user_id)
+        return session.hub if session is not None else None
+
+    def count(self, mode: str) -> int:
+        return len(self._sessions.get(mode, {}))
+
+    def __iter__(self) -> Iterator[RegisteredSession]:
+        for users in self._sessions.values():
+            yield from list(users.values())

@@ -1,0 +1,32 @@
+"""What every handler and session of one app shares, reached through typed app keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from frontends.metrics import FrontendMetrics
+from frontends.model_facts import FactsCache
+from frontends.registry import SessionRegistry
+from frontends.triton_client import TritonPool
+from sdconfig import Mode, Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    modes: tuple[Mode, ...]
+    pool: TritonPool
+    facts: FactsCache
+    metrics: FrontendMetrics
+    registry: SessionRegistry
+
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+METRICS_KEY = web.AppKey("metrics", FrontendMetrics)
+REGISTRY_KEY = web.AppKey("registry", SessionRegistry)
+SERVICES_KEY = web.AppKey("services", Services)
+"""Set by the Triton client's cleanup context once the event loop runs (gRPC channels bind to it)."""
+DEPRECATED_KEY = web.RequestKey("deprecated_successor", str)
+"""On a request through a legacy alias: the path that replaces it (sets the Deprecation header)."""

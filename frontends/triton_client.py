@@ -1,0 +1,139 @@
+"""The frontends' only way to Triton: one gRPC aio client per endpoint, shared by every session.
+
+A gRPC channel multiplexes any number of concurrent calls, so one client per endpoint per process
+is both enough and cheapest. Every call carries a client-side deadline (server.infer_timeout_s for
+inferences, a short one for health probes) so a stuck server turns into an error message instead
+of a hung session. Errors are reduced to three kinds a session can act on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tritonclient.grpc import InferInput
+from tritonclient.grpc.aio import InferenceServerClient
+from tritonclient.utils import InferenceServerException
+
+from frontends.tensors import IMAGE_OUTPUT, requested_outputs
+
+log = logging.getLogger(__name__)
+
+ErrorKind = Literal["triton_unavailable", "triton_timeout", "model_error"]
+PROBE_TIMEOUT_S = 2.0
+
+
+class TritonError(Exception):
+    """A failed Triton call; `kind` says whether retrying later can help."""
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _translate(exc: InferenceServerException, url: str, what: str) -> TritonError:
+    status = str(exc.status() or "")
+    detail = exc.message() or str(exc)
+    if "UNAVAILABLE" in status:
+        return TritonError("triton_unavailable", f"Triton at {url} is unreachable ({what}); will retry on the next frame")
+    if "DEADLINE_EXCEEDED" in status:
+        return TritonError("triton_timeout", f"Triton at {url} did not answer in time ({what})")
+    return TritonError("model_error", f"{what} failed: {detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    url: str
+    client: InferenceServerClient
+
+
+class TritonPool:
+    """The clients of every configured endpoint; new sessions are spread over them in turn."""
+
+    def __init__(self, urls: Sequence[str], infer_timeout_s: float) -> None:
+        self.endpoints = [Endpoint(url, InferenceServerClient(url)) for url in urls]
+        self.infer_timeout_s = infer_timeout_s
+        self._turn = itertools.cycle(self.endpoints)
+
+    def pick(self) -> Endpoint:
+        return next(self._turn)
+
+    async def close(self) -> None:
+        for endpoint in self.endpoints:
+            await endpoint.client.close()
+
+    async def infer(
+        self,
+        endpoint: Endpoint,
+        model: str,
+        inputs: list[InferInput],
+        *,
+        sequence_id: int = 0,
+        sequence_start: bool = False,
+        sequence_end: bool = False,
+        timeout_s: float | None = None,
+    ) -> bytes | None:
+        """Run one request; return the IMAGE output's bytes (None when the model sent none)."""
+        try:
+            result = await endpoint.client.infer(
+                model,
+                inputs,
+                outputs=requested_outputs(),
+                sequence_id=sequence_id,
+                sequence_start=sequence_start,
+                sequence_end=sequence_end,
+                client_timeout=timeout_s or self.infer_timeout_s,
+            )
+        except InferenceServerException as exc:
+            raise _translate(exc, endpoint.url, f"inference on {model}") from None
+        output = result.as_numpy(IMAGE_OUTPUT)
+        if output is None or output.size == 0:
+            return None
+        return bytes(output.reshape(-1)[0])
+
+    async def model_config(self, model: str) -> dict[str, Any]:
+        """The model's config as JSON, from the first endpoint that answers."""
+        failure: TritonError | None = None
+        for endpoint in self.endpoints:
+            try:
+                answer = await endpoint.client.get_model_config(model, as_json=True, client_timeout=PROBE_TIMEOUT_S)
+            except InferenceServerException as exc:
+                failure = _translate(exc, endpoint.url, f"reading the config of {model}")
+                continue
+            return answer.get("config", answer)
+        assert failure is not None
+        raise failure
+
+    async def readiness(self, models: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Per endpoint: reachable or not, and each model's readiness."""
+        report: dict[str, dict[str, Any]] = {}
+        for endpoint in self.endpoints:
+            entry: dict[str, Any] = {"reachable": True, "models": {}}
+            try:
+                await endpoint.client.is_server_live(client_timeout=PROBE_TIMEOUT_S)
+                for model in models:
+                    entry["models"][model] = await endpoint.client.is_model_ready(
+                        model, client_timeout=PROBE_TIMEOUT_S
+                    )
+            except InferenceServerException as exc:
+                entry = {"reachable": False, "error": exc.message() or str(exc), "models": dict.fromkeys(models, False)}
+            report[endpoint.url] = entry
+        return report
+
+
+def model_facts_from_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Parse the `model_facts` parameter (a JSON string the launcher renders into the config)."""
+    raw = config.get("parameters", {}).get("model_facts", {}).get("string_value")
+    if not raw:
+        raise TritonError("model_error", f"model {config.get('name')!r} has no model_facts parameter in its config")
+    try:
+        facts = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise TritonError("model_error", f"model {config.get('name')!r}: model_facts is not JSON: {exc}") from None
+    if not isinstance(facts, dict) or "info" not in facts or "input_params" not in facts:
+        raise TritonError("model_error", f"model {config.get('name')!r}: model_facts lacks info or input_params")
+    return facts

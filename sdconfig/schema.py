@@ -1,0 +1,179 @@
+"""Typed settings for the whole service: one YAML file, validated once at start.
+
+Both sides read this schema: the Triton model takes `model`, `pipeline` and its variant's
+`pipeline` overrides; the frontends take `server`, `triton` and the modes' `performance`.
+Keeping one schema means a key is spelled, typed and defaulted in exactly one place.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Mode = Literal["realtime", "canvas"]
+MODES: tuple[Mode, ...] = ("realtime", "canvas")
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo in the YAML must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    """Which weights to load and how to run them."""
+
+    model_id: str = "models/tiny-sd"
+    """A local diffusers folder (relative to the config file) or a hub id such as stabilityai/sd-turbo."""
+    tiny_vae_id: str | None = "models/tiny-sd/taesd"
+    """A local AutoencoderTiny folder or hub id (madebyollin/taesd); used where a variant sets use_tiny_vae."""
+    acceleration: Literal["none", "tensorrt"] = "none"
+    engine_dir: str = "engines"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "float16"] = "auto"
+    local_files_only: bool = True
+    """Never reach a model hub at run time unless the operator says so."""
+
+
+class PipelineConfig(_Strict):
+    """What every variant shares: resolution, scheduler and the accepted parameter ranges."""
+
+    width: int = Field(512, ge=64, le=1024, multiple_of=64)
+    height: int = Field(512, ge=64, le=1024, multiple_of=64)
+    num_inference_steps: int = Field(50, ge=1, le=1000)
+    default_prompt: str = "a watercolor painting, soft light"
+    default_negative_prompt: str = "low quality, blurry"
+    default_seed: int = Field(2, ge=0, le=2**31 - 1)
+    guidance_scale_max: float = Field(20.0, gt=0)
+    max_image_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(4096 * 4096, ge=64 * 64)
+
+
+class VariantPipelineConfig(_Strict):
+    """What a model variant tunes for its scenario (steps, guidance, VAE)."""
+
+    t_index_list: tuple[int, ...] = (32, 45)
+    cfg_type: Literal["none", "full", "self", "initialize"] = "self"
+    guidance_scale: float = Field(1.2, ge=0)
+    delta: float = Field(1.0, ge=0, le=5)
+    use_tiny_vae: bool = True
+    sequence_idle_timeout_s: float = Field(60.0, gt=0)
+    """Realtime only: per-sequence state unused this long is freed by the model itself."""
+    max_sequences: int = Field(64, ge=1)
+    """Realtime only: sequences held by one model instance at most; START beyond it is refused."""
+
+    @model_validator(mode="after")
+    def _increasing_steps(self) -> VariantPipelineConfig:
+        steps = self.t_index_list
+        if not steps:
+            raise ValueError("t_index_list must name at least one step")
+        if any(b <= a for a, b in itertools.pairwise(steps)):
+            raise ValueError(f"t_index_list must be strictly increasing, got {list(steps)}")
+        return self
+
+
+class RealtimePerformance(_Strict):
+    enable_similar_image_filter: bool = True
+    similar_image_filter_threshold: float = Field(0.98, gt=0, lt=1)
+    similar_image_filter_max_skip_frame: int = Field(10, ge=0)
+    max_fps: float = Field(30, ge=0)
+    priority: Literal["latency", "quality"] = "latency"
+    jpeg_quality: int = Field(85, ge=1, le=100)
+
+
+class CanvasPerformance(_Strict):
+    enable_similar_image_filter: bool = False
+    max_fps: float = Field(0, ge=0)
+    priority: Literal["latency", "quality"] = "quality"
+    jpeg_quality: int = Field(95, ge=1, le=100)
+    max_pending_drawings: int = Field(8, ge=1)
+    """Bounded queue: past it the server stops reading the socket (back-pressure), never drops."""
+
+    @model_validator(mode="after")
+    def _never_filters(self) -> CanvasPerformance:
+        if self.enable_similar_image_filter:
+            raise ValueError("canvas processes every drawing: enable_similar_image_filter must be false")
+        return self
+
+
+def _realtime_pipeline() -> VariantPipelineConfig:
+    return VariantPipelineConfig()
+
+
+def _canvas_pipeline() -> VariantPipelineConfig:
+    return VariantPipelineConfig(
+        t_index_list=(10, 20, 30, 40), cfg_type="initialize", guidance_scale=1.2, use_tiny_vae=False
+    )
+
+
+class RealtimeSection(_Strict):
+    pipeline: VariantPipelineConfig = Field(default_factory=_realtime_pipeline)
+    performance: RealtimePerformance = Field(default_factory=RealtimePerformance)
+
+
+class CanvasSection(_Strict):
+    pipeline: VariantPipelineConfig = Field(default_factory=_canvas_pipeline)
+    performance: CanvasPerformance = Field(default_factory=CanvasPerformance)
+
+    @model_validator(mode="after")
+    def _guidance_without_stream_batch(self) -> CanvasSection:
+        if self.pipeline.cfg_type == "full":
+            raise ValueError(
+                "canvas.pipeline.cfg_type 'full' is not supported by streamdiffusion 0.1.1 without the stream batch; "
+                "use 'initialize', which computes the unconditional prediction at every canvas step"
+            )
+        return self
+
+
+class ServerConfig(_Strict):
+    """The frontends' HTTP side; every limit here is documented in README.md."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    modes: tuple[Mode, ...] = MODES
+    """Which modes this frontend process serves: both by default, or one to scale them apart."""
+    max_sessions_per_mode: int = Field(32, ge=1)
+    idle_timeout_s: float = Field(60.0, gt=0)
+    max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_messages_per_second: float = Field(120.0, gt=0)
+    max_prompt_chars: int = Field(1000, ge=1)
+    duplicate_user: Literal["replace", "reject"] = "replace"
+    """A second connection with a user_id in use: `replace` closes the old one (a reload), `reject` refuses the new."""
+    infer_timeout_s: float = Field(30.0, gt=0)
+    max_queue_size: int = Field(0, ge=0)
+    timeout: float = Field(0, ge=0)
+
+
+class TritonConfig(_Strict):
+    """Where the frontends find Triton, and where the launcher puts it."""
+
+    urls: tuple[str, ...] = ("127.0.0.1:8001",)
+    """gRPC endpoints the frontends use; a realtime session stays on one of them."""
+    host: str = "127.0.0.1"
+    grpc_port: int = Field(8001, ge=1, le=65535)
+    http_port: int = Field(8002, ge=1, le=65535)
+    metrics_port: int = Field(8003, ge=1, le=65535)
+    realtime_model: str = "streamdiffusion_realtime"
+    canvas_model: str = "streamdiffusion_canvas"
+    ready_timeout_s: float = Field(600.0, gt=0)
+    log_file: str = "logs/tritonserver.log"
+
+
+class Settings(_Strict):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    realtime: RealtimeSection = Field(default_factory=RealtimeSection)
+    canvas: CanvasSection = Field(default_factory=CanvasSection)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    triton: TritonConfig = Field(default_factory=TritonConfig)
+
+    def variant(self, mode: Mode) -> VariantPipelineConfig:
+        return self.realtime.pipeline if mode == "realtime" else self.canvas.pipeline
+
+    def performance(self, mode: Mode) -> RealtimePerformance | CanvasPerformance:
+        return self.realtime.performance if mode == "realtime" else self.canvas.performance
+
+    def model_name(self, mode: Mode) -> str:
+        return self.triton.realtime_model if mode == "realtime" else self.triton.canvas_model
