@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+import numpy as np
+
 from frontends.incoming import Incoming
 from frontends.protocol import WAIT
 
@@ -18,13 +20,17 @@ from frontends.protocol import WAIT
 class CanvasSteps(Protocol):
     async def send(self, text: str) -> None: ...
 
-    async def process(self, frame: Incoming) -> None: ...
+    async def decode(self, frame: Incoming) -> np.ndarray | None:
+        """The drawing's small decode, or None when it does not decode (already reported)."""
+
+    async def process(self, frame: Incoming) -> bool: ...
 
 
 class CanvasPolicy:
     def __init__(self, max_pending: int, steps: CanvasSteps) -> None:
         self.steps = steps
         self.queue: asyncio.Queue[Incoming] = asyncio.Queue(maxsize=max_pending)
+        self._processing = False
 
     async def accept(self, frame: Incoming) -> None:
         """Waits while the queue is full (back-pressure); never drops."""
@@ -35,7 +41,17 @@ class CanvasPolicy:
     async def run(self) -> None:
         while True:
             frame = await self.queue.get()
-            await self.steps.process(frame)
+            self._processing = True
+            try:
+                if await self.steps.decode(frame) is not None:
+                    await self.steps.process(frame)
+            finally:
+                self._processing = False
+
+    @property
+    def busy(self) -> bool:
+        """Drawings wait or one is being processed: the client is waiting on the server, not idle."""
+        return self._processing or not self.queue.empty()
 
     def close(self) -> None:
         """Pending drawings of a closed session have nobody left to show them to."""

@@ -67,7 +67,9 @@ def read_header(data: bytes, max_bytes: int, max_pixels: int) -> ImageHeader:
         with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as img:
             width, height = img.size
     except Image.DecompressionBombError:
-        raise BadMessage(f"{fmt.upper()} image header claims too many pixels") from None
+        raise BadMessage(
+            f"{fmt.upper()} image header claims far more than {max_pixels} pixels (pipeline.max_image_pixels)"
+        ) from None
     except Exception as exc:  # Pillow raises many types for a corrupt header
         raise BadMessage(f"{fmt.upper()} image header does not parse: {exc}") from None
     if width <= 0 or height <= 0:

@@ -97,7 +97,12 @@ async def serve_stream(
 ) -> web.StreamResponse:
     """Write the hub's parts to one HTTP client until the session ends or the client leaves."""
     response = web.StreamResponse(
-        headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store", "X-Accel-Buffering": "no", **(headers or {})}
+        headers={
+            "Content-Type": CONTENT_TYPE,
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+            **(headers or {}),
+        }
     )
     await response.prepare(request)
     slot = hub.subscribe()

@@ -45,6 +45,8 @@ class CloseCode(IntEnum):
     """Persistent flooding past server.max_messages_per_second."""
     MESSAGE_TOO_BIG = 1009
     """A message over server.max_message_bytes (aiohttp closes with it by itself)."""
+    INTERNAL_ERROR = 1011
+    """The session failed on the server's side (logged there)."""
     TRY_AGAIN_LATER = 1013
     """server.max_sessions_per_mode sessions of this mode are open."""
     REPLACED = 4001

@@ -29,7 +29,7 @@ class RateLimiter:
         now = self._clock()
         self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.per_second)
         self._last = now
-        if self._tokens >= 1.0:
+        if self._tokens >= 1.0 - 1e-9:  # clock arithmetic is not exact
             self._tokens -= 1.0
             return True
         self._refused.append(now)

@@ -28,10 +28,11 @@ from sdconfig.schema import RealtimePerformance
 class RealtimeSteps(Protocol):
     async def send(self, text: str) -> None: ...
 
-    async def similarity_input(self, frame: Incoming) -> np.ndarray | None:
-        """The frame's small decode, or None when it does not decode (already reported)."""
+    async def decode(self, frame: Incoming) -> np.ndarray | None:
+        """The frame's small grayscale decode, or None when it does not decode (already reported)."""
 
-    async def process(self, frame: Incoming) -> None: ...
+    async def process(self, frame: Incoming) -> bool:
+        """Run the frame through the model; False when no result came of it (already reported)."""
 
     def count(self, event: Literal["dropped", "skipped"]) -> None: ...
 
@@ -65,6 +66,7 @@ class RealtimePolicy:
         self.steps = steps
         self.slot: LatestSlot[Incoming] = LatestSlot()
         self.pacer = Pacer(perf.max_fps)
+        self._processing = False
         self.filter = (
             SimilarityFilter(perf.similar_image_filter_threshold, perf.similar_image_filter_max_skip_frame, rng)
             if perf.enable_similar_image_filter
@@ -82,14 +84,23 @@ class RealtimePolicy:
             frame = await self.slot.get()
             self.pacer.mark()
             await self.steps.send(SEND_FRAME)
-            if self.filter is not None:
-                small = await self.steps.similarity_input(frame)
-                if small is None:
-                    continue
-                if self.filter.should_skip(small):
-                    self.steps.count("skipped")
-                    continue
-            await self.steps.process(frame)
+            small = await self.steps.decode(frame)
+            if small is None:
+                continue
+            if self.filter is not None and self.filter.should_skip(small):
+                self.steps.count("skipped")
+                continue
+            self._processing = True
+            try:
+                if not await self.steps.process(frame) and self.filter is not None:
+                    self.filter.reset()  # no result came of it: the next frame must not be skipped against it
+            finally:
+                self._processing = False
+
+    @property
+    def busy(self) -> bool:
+        """A frame waits or is being processed: the client is waiting on the server, not idle."""
+        return self._processing or not self.slot.empty
 
     def close(self) -> None:
         self.slot.close()

@@ -6,17 +6,21 @@ for the last place or for the same user_id cannot both win.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from frontends.mjpeg import StreamHub
+from frontends.protocol import CloseCode
 
 
 class RegisteredSession(Protocol):
     mode: str
     user_id: str
     hub: StreamHub
+
+    def close_soon(self, code: CloseCode, reason: str) -> asyncio.Task[None]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ processes). The first request carries START; disconnecting sends END with an emp
 frees the model's state without running it. After a failed request, or after a silence longer
 than the model keeps idle state, the next frame opens a fresh sequence (new id, START): whatever
 state the old id had is gone or suspect, and Triton refuses a request without START for an id
-it no longer knows. The old id is ended on a best-effort basis.
+it no longer knows. The old id is ended on a best-effort basis. A request the model merely
+refused as invalid (a bad parameter) leaves a started sequence as it was.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ class TritonSequence:
             output = await self.pool.infer(
                 self.endpoint, self.model, inputs, sequence_id=self.sequence_id, sequence_start=start
             )
-        except TritonError:
-            self._abandon()
+        except TritonError as exc:
+            if start or not exc.refused:
+                self._abandon()
             raise
         self._started = True
         return output

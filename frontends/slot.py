@@ -30,6 +30,10 @@ class LatestSlot(Generic[T]):
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def empty(self) -> bool:
+        return not self._full
+
     def put(self, item: T) -> T | None:
         """Store `item`; return the unread item it supersedes (the caller counts it as dropped)."""
         if self._closed:

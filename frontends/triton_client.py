@@ -28,21 +28,28 @@ PROBE_TIMEOUT_S = 2.0
 
 
 class TritonError(Exception):
-    """A failed Triton call; `kind` says whether retrying later can help."""
+    """A failed Triton call; `kind` says whether retrying later can help.
 
-    def __init__(self, kind: ErrorKind, message: str) -> None:
+    `refused` marks a request the model turned down as invalid (INVALID_ARGUMENT): nothing ran,
+    so a realtime sequence's state is intact and the sequence can go on.
+    """
+
+    def __init__(self, kind: ErrorKind, message: str, refused: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
+        self.refused = refused
 
 
 def _translate(exc: InferenceServerException, url: str, what: str) -> TritonError:
     status = str(exc.status() or "")
     detail = exc.message() or str(exc)
     if "UNAVAILABLE" in status:
-        return TritonError("triton_unavailable", f"Triton at {url} is unreachable ({what}); will retry on the next frame")
+        return TritonError(
+            "triton_unavailable", f"Triton at {url} is unreachable ({what}); will retry on the next frame"
+        )
     if "DEADLINE_EXCEEDED" in status:
         return TritonError("triton_timeout", f"Triton at {url} did not answer in time ({what})")
-    return TritonError("model_error", f"{what} failed: {detail}")
+    return TritonError("model_error", f"{what} failed: {detail}", refused="INVALID_ARGUMENT" in status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +123,7 @@ class TritonPool:
             try:
                 await endpoint.client.is_server_live(client_timeout=PROBE_TIMEOUT_S)
                 for model in models:
-                    entry["models"][model] = await endpoint.client.is_model_ready(
-                        model, client_timeout=PROBE_TIMEOUT_S
-                    )
+                    entry["models"][model] = await endpoint.client.is_model_ready(model, client_timeout=PROBE_TIMEOUT_S)
             except InferenceServerException as exc:
                 entry = {"reachable": False, "error": exc.message() or str(exc), "models": dict.fromkeys(models, False)}
             report[endpoint.url] = entry

@@ -60,6 +60,8 @@ from sdconfig import MODES, ConfigError, Settings, config_path, load_settings  #
 PROGRESS_EVERY_S = 5.0
 POLL_EVERY_S = 0.5
 LOG_TAIL_LINES = 40
+FAILED_STATES = ("UNAVAILABLE", "UNKNOWN")
+"""Repository-index states that will not turn READY on their own (UNKNOWN: not in the index at all)."""
 PORT_KEYS = {"grpc": "triton.grpc_port", "http": "triton.http_port", "metrics": "triton.metrics_port"}
 
 
@@ -160,14 +162,16 @@ def check_ports(endpoints: Endpoints) -> list[str]:
     return problems
 
 
-def python_install() -> dict[str, object]:
-    """The running Python's version, bin folder (first on the stub's PATH) and libpython folder."""
+def locate_for_this_python() -> TritonInstall:
+    """tritonserver with the stub for the running Python, whose bin/ and libpython folder it needs."""
     libdir = sysconfig.get_config_var("LIBDIR")
-    return {
-        "python_version": f"{sys.version_info.major}.{sys.version_info.minor}",
-        "python_bin": Path(sys.executable).parent,
-        "python_libdir": Path(libdir) if libdir else None,
-    }
+    return locate_triton(
+        os.environ,
+        python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
+        python_bin=Path(sys.executable).parent,
+        python_libdir=Path(libdir) if libdir else None,
+        pytriton_dir=find_pytriton_dir(),
+    )
 
 
 # --------------------------------------------------------------------------- model states
@@ -309,8 +313,8 @@ def wait_ready(
         states, reasons = from_server or states_from_log(log.lines(), models)
         if all(state == "READY" for state in states.values()):
             return
-        if from_server is not None and any(s not in ("READY", "LOADING") for s in states.values()):
-            failed = {name: reasons.get(name, "no reason given") for name, s in states.items() if s != "READY"}
+        if from_server is not None and any(s in FAILED_STATES for s in states.values()):
+            failed = {name: reasons.get(name, "no reason given") for name, s in states.items() if s in FAILED_STATES}
             why = "".join(f"\n  {name} ({states[name]}): {reason}" for name, reason in failed.items())
             raise LaunchError(f"a model failed to load:{why}\n  see {log.path} for the full log")
         elapsed = time.monotonic() - started
@@ -339,7 +343,7 @@ def serve(proc: subprocess.Popen[bytes], stop: threading.Event, log: ServerLog) 
 
 def prepare(settings: Settings, config_file: Path, run_dir: Path) -> tuple[TritonInstall, Path, Path, str]:
     """Locate tritonserver, assemble run/backends and render run/model_repository."""
-    install = locate_triton(os.environ, pytriton_dir=find_pytriton_dir(), **python_install())  # type: ignore[arg-type]
+    install = locate_for_this_python()
     backend_source = REPO_ROOT / "backends" / BACKEND_NAME
     if not (backend_source / "model.py").is_file():
         raise LaunchError(f"{backend_source / 'model.py'} is missing: the repository checkout is incomplete")

@@ -63,6 +63,10 @@ class VariantPipelineConfig(_Strict):
     """Realtime only: per-sequence state unused this long is freed by the model itself."""
     max_sequences: int = Field(64, ge=1)
     """Realtime only: sequences held by one model instance at most; START beyond it is refused."""
+    batch_across_sequences: bool = True
+    """Realtime only: frames of several sequences in one Triton batch share one UNet call."""
+    max_batch: int = Field(8, ge=1, le=64)
+    """Requests Triton may hand the model at once: the rendered config.pbtxt's max_batch_size."""
 
     @model_validator(mode="after")
     def _increasing_steps(self) -> VariantPipelineConfig:
@@ -104,7 +108,7 @@ def _realtime_pipeline() -> VariantPipelineConfig:
 
 def _canvas_pipeline() -> VariantPipelineConfig:
     return VariantPipelineConfig(
-        t_index_list=(10, 20, 30, 40), cfg_type="initialize", guidance_scale=1.2, use_tiny_vae=False
+        t_index_list=(10, 20, 30, 40), cfg_type="initialize", guidance_scale=1.2, use_tiny_vae=False, max_batch=4
     )
 
 

@@ -128,7 +128,9 @@ class FrontendServer:
     server: ServerProcess
 
 
-def launch_frontends(triton: TritonServer, extra_env: dict[str, str] | None = None, timeout: float = 60) -> FrontendServer:
+def launch_frontends(
+    triton: TritonServer, extra_env: dict[str, str] | None = None, timeout: float = 60
+) -> FrontendServer:
     """Start `python -m frontends` against `triton` and wait for /healthz."""
     port = free_port()
     env = {**triton.env, "SD__SERVER__PORT": str(port), **(extra_env or {})}

@@ -13,7 +13,9 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 _HERE = Path(__file__).resolve().parent
 for _path in (_HERE, _HERE.parent.parent):  # sdbackend beside this file, sdconfig at the project root
@@ -25,12 +27,20 @@ import triton_python_backend_utils as pb_utils  # noqa: E402
 
 from sdbackend.errors import RequestError  # noqa: E402
 from sdbackend.facts import IMAGE_OUTPUT, model_facts  # noqa: E402
-from sdbackend.requests import RequestLimits, parse_request  # noqa: E402
-from sdbackend.service import CanvasService, RealtimeService, build_service  # noqa: E402
+from sdbackend.requests import GenerationRequest, RequestLimits, parse_request  # noqa: E402
+from sdbackend.service import (  # noqa: E402
+    CanvasService,
+    Outcome,
+    RealtimeService,
+    SequenceFrame,
+    build_service,
+)
 from sdconfig import load_settings, resolve_model_path  # noqa: E402
 from sdconfig.loader import ENV_FILE  # noqa: E402
 
 log = logging.getLogger("streamdiffusion")
+T = TypeVar("T")
+R = TypeVar("R")
 FLAG_START = pb_utils.TRITONSERVER_REQUEST_FLAG_SEQUENCE_START
 FLAG_END = pb_utils.TRITONSERVER_REQUEST_FLAG_SEQUENCE_END
 
@@ -74,38 +84,51 @@ class TritonPythonModel:
         log.info("%s ready: %s on %s (%s)", model_config["name"], model_path, generator.device, generator.shape.dtype)
 
     def execute(self, requests: list) -> list:
-        return [self._answer(request) for request in requests]
+        checked = [self._check(request) for request in requests]
+        if isinstance(self.service, CanvasService):
+            outcomes = [c if isinstance(c, Exception) else self._guard(self.service.handle, c) for c in checked]
+        else:
+            outcomes = self._realtime(requests, checked)
+        return [_response(outcome) for outcome in outcomes]
 
     def finalize(self) -> None:
         self._stop.set()
 
-    def _answer(self, request: object) -> object:
-        flags = request.flags()
-        ending = bool(flags & FLAG_END)
+    def _check(self, request: object) -> GenerationRequest | RequestError:
         try:
-            parsed = parse_request(
+            return parse_request(
                 lambda name: _as_numpy(pb_utils.get_input_tensor_by_name(request, name)),
                 self.limits,
                 self.count_tokens,
-                ending=ending,
+                ending=bool(request.flags() & FLAG_END),
             )
-            if isinstance(self.service, CanvasService):
-                image = self.service.handle(parsed)
-            else:
-                image = self.service.handle(request.correlation_id(), bool(flags & FLAG_START), ending, parsed)
-                self._sequence_gauge.set(len(self.service.sequences))
         except RequestError as exc:
-            if ending and isinstance(self.service, RealtimeService):
-                self.service.sequences.end(request.correlation_id())
-            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG))
+            return exc
+
+    def _realtime(self, requests: list, checked: list) -> list[Outcome]:
+        """Good frames go to the service as one group; a bad frame still ends its sequence when flagged END."""
+        outcomes: list[Outcome] = list(checked)
+        frames, places = [], []
+        for i, (request, item) in enumerate(zip(requests, checked, strict=True)):
+            flags, sequence_id = request.flags(), request.correlation_id()
+            if isinstance(item, Exception):
+                if flags & FLAG_END:
+                    self.service.sequences.end(sequence_id)
+                continue
+            frames.append(SequenceFrame(sequence_id, bool(flags & FLAG_START), bool(flags & FLAG_END), item))
+            places.append(i)
+        for i, outcome in zip(places, self._guard(self.service.handle, frames) or [], strict=True):
+            outcomes[i] = outcome
+        self._sequence_gauge.set(len(self.service.sequences))
+        return outcomes
+
+    @staticmethod
+    def _guard(handler: Callable[[T], R], argument: T) -> R | Exception:
+        try:
+            return handler(argument)
         except Exception as exc:
             log.exception("request failed")
-            return pb_utils.InferenceResponse(
-                error=pb_utils.TritonError(f"internal error: {exc}", pb_utils.TritonError.INTERNAL)
-            )
-        payload = image if image is not None else b""
-        output = pb_utils.Tensor(IMAGE_OUTPUT, _bytes_tensor(payload))
-        return pb_utils.InferenceResponse(output_tensors=[output])
+            return exc
 
     def _expire_idle(self) -> None:
         """Free the state of sequences Triton dropped for idleness; Triton does not tell the model."""
@@ -134,6 +157,17 @@ class TritonPythonModel:
                 "config.pbtxt's model_facts differ from the configuration file; "
                 "start Triton through scripts/launch_triton.py, which renders them"
             )
+
+
+def _response(outcome: Outcome) -> object:
+    """An IMAGE output, or the error: INVALID_ARG for a bad request, INTERNAL for anything else."""
+    if isinstance(outcome, RequestError):
+        return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(outcome), pb_utils.TritonError.INVALID_ARG))
+    if isinstance(outcome, Exception):
+        message = f"internal error: {type(outcome).__name__}: {outcome}"
+        return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, pb_utils.TritonError.INTERNAL))
+    payload = outcome if outcome is not None else b""
+    return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(IMAGE_OUTPUT, _bytes_tensor(payload))])
 
 
 def _as_numpy(tensor: object) -> object:

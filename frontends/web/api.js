@@ -7,7 +7,7 @@ export async function fetchSettings(mode) {
   try {
     response = await fetch(`/api/${mode}/settings`, { cache: "no-store" });
   } catch {
-    throw new Error("The server cannot be reached. Check that the service is running, then reload the page.");
+    throw new Error("The server cannot be reached.");
   }
   if (!response.ok) {
     let detail = "";
@@ -18,7 +18,7 @@ export async function fetchSettings(mode) {
       // not JSON: the status line says enough
     }
     const reason = detail || `HTTP ${response.status}`;
-    throw new Error(`The ${mode} service is not available (${reason}). Reload the page to try again.`);
+    throw new Error(`The ${mode} service is not available (${reason}).`);
   }
   return response.json();
 }

@@ -10,6 +10,8 @@ export class Camera {
     this.deviceId = null;
     this.canvas = document.createElement("canvas");
     this.mirror = false;
+    /** Called when the camera stops on its own (unplugged, or taken by the system). */
+    this.onended = null;
   }
 
   get running() {
@@ -49,6 +51,11 @@ export class Camera {
     }
     this.stop();
     this.stream = stream;
+    for (const track of stream.getVideoTracks()) {
+      track.addEventListener("ended", () => {
+        if (this.stream === stream) this.onended?.();
+      });
+    }
     this.deviceId = stream.getVideoTracks()[0]?.getSettings().deviceId || deviceId || null;
     this.video.srcObject = stream;
     try {

@@ -41,7 +41,9 @@ export function showConnection(session, badge, notices, { onGiveUp, reconnect, p
       badge.set("busy", "Server busy");
     } else if (message.status === "send_frame" && badge.node.dataset.state === "busy") {
       badge.set("live", "Live");
-    } else if (message.status === "error") {
+    } else if (message.status === "error" && session.connected) {
+      // (an error before "connected" is the reason for the close that follows; the close's
+      // notice explains it in plain words)
       notices.show("server", "error", `Server: ${message.message || "an error occurred."}`);
     }
   });

@@ -4,6 +4,7 @@
 // Emits "change" (CustomEvent, detail {name, values}) with the full set of valid values whenever
 // one of them changes; typing is debounced so that a prompt is sent once the person pauses.
 
+import { icon } from "/static/icons.js";
 import { el } from "/static/ui.js";
 
 const TYPING_DELAY_MS = 450;
@@ -281,8 +282,7 @@ function seedField(name, spec) {
     title: "Pick a random seed",
     "aria-label": "Random seed",
     "data-action": "random-seed",
-    text: "🎲 Random",
-  });
+  }, icon("dice"), "Random");
   const body = el("div", { class: "seed-row" }, input, dice);
   const base = frame(name, spec, input, { body });
   const field = simpleNumber(base, input, rangeCheck(spec, true));

@@ -1,13 +1,15 @@
 // The realtime page: the webcam goes to the server one frame per "send_frame", the generated
 // stream comes back over MJPEG and is shown beside the camera.
 
-import { encodeFrame, fetchSettings, newUserId, streamUrl } from "/static/api.js";
+import { encodeFrame, newUserId, streamUrl } from "/static/api.js";
 import { Camera, CameraError } from "/static/camera.js";
 import { showConnection } from "/static/connection.js";
+import { hydrateIcons, icon } from "/static/icons.js";
 import { MjpegReader } from "/static/mjpeg.js";
 import { ParamsForm } from "/static/params.js";
 import { LatencyMeter, RateMeter, ResultView } from "/static/results.js";
 import { Session } from "/static/session.js";
+import { loadSettings } from "/static/settings.js";
 import {
   Badge,
   Notices,
@@ -68,6 +70,7 @@ let streamRetry = null;
 init();
 
 async function init() {
+  hydrateIcons();
   ui.start.addEventListener("click", () => (running ? stop("Stopped") : start()));
   ui.snapshot.addEventListener("click", snapshot);
   ui.fullscreen.addEventListener("click", () => toggleFullscreen(ui.outputPane).catch(() => {}));
@@ -85,27 +88,33 @@ async function init() {
     applyMirror();
   });
   navigator.mediaDevices?.addEventListener?.("devicechange", listCameras);
-  addEventListener("pagehide", () => session.close());
+  // Leaving the page frees the server's slot and the camera at once (and a page restored
+  // from the back/forward cache comes back stopped, with Start ready).
+  addEventListener("pagehide", () => {
+    if (running) stop("Stopped");
+    else session.close();
+  });
+  camera.onended = () => {
+    stop("Camera stopped");
+    badge.set("error", "Camera stopped");
+    notices.show("camera", "error", "The camera stopped (unplugged or taken by another app). Press Start to continue.");
+  };
   session.addEventListener("state", onSessionState);
   session.addEventListener("message", onMessage);
   setInterval(showStats, 250);
-  badge.set("idle", "Not connected");
+  badge.set("connecting", "Checking…");
 
-  try {
-    const settings = await fetchSettings(MODE);
-    info = settings.info;
-    form = new ParamsForm(ui.params, settings.input_params, `sd.params.${MODE}`);
-    form.addEventListener("change", (event) => {
-      if (session.connected) session.sendJson({ status: "update_params", ...event.detail.values });
-    });
-    document.documentElement.style.setProperty("--frame-aspect", `${info.width} / ${info.height}`);
-    ui.modelInfo.textContent = describeModel(info);
-    ui.start.disabled = false;
-    await listCameras();
-  } catch (error) {
-    badge.set("error", "Unavailable");
-    notices.show("settings", "error", error.message, { label: "Reload", run: () => location.reload() });
-  }
+  const settings = await loadSettings(MODE, badge, notices);
+  info = settings.info;
+  form = new ParamsForm(ui.params, settings.input_params, `sd.params.${MODE}`);
+  form.addEventListener("change", (event) => {
+    if (session.connected) session.sendJson({ status: "update_params", ...event.detail.values });
+  });
+  document.documentElement.style.setProperty("--frame-aspect", `${info.width} / ${info.height}`);
+  ui.modelInfo.textContent = describeModel(info);
+  ui.start.disabled = false;
+  badge.set("idle", "Ready");
+  await listCameras();
 }
 
 function describeModel(info) {
@@ -127,8 +136,7 @@ async function start() {
   if (running || !info) return;
   running = true;
   notices.clear("camera");
-  ui.start.textContent = "Stop";
-  ui.start.classList.replace("btn-primary", "btn-danger");
+  showStartButton(true);
   badge.set("connecting", "Starting camera…");
   try {
     await camera.start(ui.cameraSelect.value || null, info.width, info.height);
@@ -159,8 +167,14 @@ function stop(label) {
   latency.forgetPending();
   rate.reset();
   delete ui.cameraPane.dataset.live;
-  ui.start.textContent = "Start";
-  ui.start.classList.replace("btn-danger", "btn-primary");
+  showStartButton(false);
+}
+
+function showStartButton(isRunning) {
+  ui.start.replaceChildren(icon(isRunning ? "stop" : "play"), el("span", { class: "btn-text", text: isRunning ? "Stop" : "Start" }));
+  ui.start.dataset.icon = isRunning ? "stop" : "play";
+  ui.start.classList.toggle("btn-primary", !isRunning);
+  ui.start.classList.toggle("btn-danger", isRunning);
 }
 
 async function switchCamera() {
@@ -227,6 +241,7 @@ function onFrame(blob, receivedAt) {
   view.show(blob);
   rate.tick(receivedAt);
   latency.received(receivedAt);
+  showStats();
   notices.clear("server");
   ui.snapshot.disabled = false;
 }

@@ -59,6 +59,11 @@ export class LatencyMeter {
     return sample;
   }
 
+  /** The oldest waiting frame was answered without a picture (the server reported an error). */
+  abandonOldest() {
+    this.pending.shift();
+  }
+
   /** Frames sent and not yet answered. */
   get inFlight() {
     return this.pending.length;
@@ -98,6 +103,7 @@ export class ResultView {
     const url = URL.createObjectURL(blob);
     this.urls.push(url);
     this.img.src = url;
+    this.img.dataset.frames = String(this.count);
     this.img.closest("[data-has-result]")?.setAttribute("data-has-result", "true");
   }
 

@@ -297,3 +297,14 @@ def test_the_command_loads_exactly_the_two_models_on_the_chosen_ports(tmp_path: 
 def test_a_wildcard_bind_address_is_reached_through_loopback() -> None:
     assert Endpoints(host="0.0.0.0", grpc_port=1, http_port=2, metrics_port=3).url(1) == "127.0.0.1:1"
     assert Endpoints(host="10.0.0.5", grpc_port=1, http_port=2, metrics_port=3).url(2) == "10.0.0.5:2"
+
+
+def test_batch_sizes_and_candidates_follow_the_yaml(tmp_path: Path) -> None:
+    chosen = Settings.model_validate(
+        {"realtime": {"pipeline": {"max_batch": 3, "max_sequences": 5}}, "canvas": {"pipeline": {"max_batch": 2}}}
+    )
+    realtime = parse(render_config(REALTIME, settings=chosen, config_file=tmp_path / "c", gpu=False).text)
+    canvas = parse(render_config(CANVAS, settings=chosen, config_file=tmp_path / "c", gpu=False).text)
+    assert realtime.max_batch_size == 3
+    assert realtime.sequence_batching.oldest.max_candidate_sequences == 5
+    assert canvas.max_batch_size == 2

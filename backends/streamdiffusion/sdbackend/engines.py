@@ -33,7 +33,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sdconfig import MODES, Mode, Settings
+from sdconfig import Mode, Settings, resolve_model_path
 
 FORMAT = 1
 """Bumped when the manifest's meaning changes; engines of another format are rebuilt."""
@@ -49,6 +49,10 @@ Precision = Literal["fp16", "fp32"]
 EngineKind = Literal["unet", "vae_encoder", "vae_decoder", "taesd_encoder", "taesd_decoder"]
 ENGINE_KINDS: tuple[EngineKind, ...] = ("unet", "vae_encoder", "vae_decoder", "taesd_encoder", "taesd_decoder")
 VaeKind = Literal["vae", "taesd"]
+VAE_ENGINES: Mapping[VaeKind, tuple[EngineKind, EngineKind]] = {
+    "vae": ("vae_encoder", "vae_decoder"),
+    "taesd": ("taesd_encoder", "taesd_decoder"),
+}
 
 DENOISING_BATCH: Mapping[Mode, bool] = {"realtime": True, "canvas": False}
 """How each mode runs StreamDiffusion (sdbackend.generation): realtime advances every step of its
@@ -215,10 +219,18 @@ class Manifest(_Frozen):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def folder_name(self) -> str:
-        """`<model>--<precision>--<min>-<max>px--trt<version>--sm<cc>--<digest>`: readable, and unique per build plan."""
+        """`<model>--<precision>--<min>-<max>px--trt<version>--sm<cc>--<digest>`: readable, unique per plan."""
         cc = self.gpu.compute_capability.replace(".", "")
         res = self.resolution
-        return f"{model_slug(self.model_id)}--{self.precision}--{res.min}-{res.max}px--trt{self.tensorrt_version}--sm{cc}--{self.identity()[:10]}"
+        parts = (
+            model_slug(self.model_id),
+            self.precision,
+            f"{res.min}-{res.max}px",
+            f"trt{self.tensorrt_version}",
+            f"sm{cc}",
+            self.identity()[:10],
+        )
+        return "--".join(parts)
 
 
 # --------------------------------------------------------------------------------- shapes
@@ -305,26 +317,33 @@ class ModeNeeds:
     width: int
 
     def engine_batches(self) -> dict[EngineKind, BatchRange]:
-        return {
-            "unet": self.unet_batch,
-            f"{self.vae}_encoder": self.vae_batch,  # type: ignore[dict-item]
-            f"{self.vae}_decoder": self.vae_batch,  # type: ignore[dict-item]
-        }
+        encoder, decoder = VAE_ENGINES[self.vae]
+        return {"unet": self.unet_batch, encoder: self.vae_batch, decoder: self.vae_batch}
 
 
-def mode_needs(settings: Settings, mode: Mode, max_batch_size: int, max_steps: int | None = None) -> ModeNeeds:
-    """Batch ranges for `mode`: `max_batch_size` streams (Triton's max_batch_size) in one call.
+def streams_per_call(settings: Settings, mode: Mode) -> int:
+    """How many streams one model call may advance together: variant.max_batch (Triton's max_batch_size,
+    rendered from it), or 1 where realtime runs its sequences one by one."""
+    variant = settings.variant(mode)
+    if mode == "realtime" and not variant.batch_across_sequences:
+        return 1
+    return variant.max_batch
 
-    Realtime batches the stream batches of its sessions (rows = steps x guidance factor, per
-    session); canvas runs one step at a time per drawing. `max_steps` raises the planned number of
-    denoising steps above the configured t_index_list (requests may send longer lists).
+
+def mode_needs(settings: Settings, mode: Mode, max_steps: int | None = None, streams: int | None = None) -> ModeNeeds:
+    """Batch ranges for `mode`.
+
+    Realtime stacks the stream batches of up to `streams` sessions in one UNet call (rows =
+    steps x guidance factor, per session); canvas runs one step at a time per drawing. `max_steps`
+    raises the planned number of denoising steps above the configured t_index_list (requests may
+    send longer lists); `streams` defaults to `streams_per_call`.
     """
     variant = settings.variant(mode)
     steps = max(len(variant.t_index_list), max_steps or 0)
     per_call = steps if DENOISING_BATCH[mode] else 1
     per_stream = unet_rows(variant.cfg_type, per_call)
     opt_stream = unet_rows(variant.cfg_type, len(variant.t_index_list) if DENOISING_BATCH[mode] else 1)
-    frames = max(1, max_batch_size)
+    frames = max(1, streams if streams is not None else streams_per_call(settings, mode))
     return ModeNeeds(
         mode=mode,
         vae="taesd" if variant.use_tiny_vae else "vae",
@@ -402,7 +421,37 @@ class RuntimeNeeds:
     precision: Precision
     platform: Platform
     mode: ModeNeeds
+    engine_dir: Path
     dims: ModelDims | None = None
+
+
+def resolve_engine_dir(settings: Settings, config_file: Path) -> Path:
+    """model.engine_dir, relative to the config file like the model paths."""
+    path = Path(settings.model.engine_dir)
+    return path if path.is_absolute() else config_file.resolve().parent / path
+
+
+def runtime_needs(
+    settings: Settings,
+    config_file: Path,
+    mode: Mode,
+    platform: Platform,
+    dims: ModelDims | None = None,
+) -> RuntimeNeeds:
+    """What the `mode` model, as configured, asks of an engine folder on this platform."""
+    model = settings.model
+    tiny_path = resolve_model_path(config_file, model.tiny_vae_id) if model.tiny_vae_id else None
+    return RuntimeNeeds(
+        model_id=model.model_id,
+        model_fingerprint=folder_fingerprint(Path(resolve_model_path(config_file, model.model_id)), MODEL_SUBFOLDERS),
+        tiny_vae_id=model.tiny_vae_id,
+        tiny_vae_fingerprint=folder_fingerprint(Path(tiny_path)) if tiny_path else None,
+        precision=precision_for(settings),
+        platform=platform,
+        mode=mode_needs(settings, mode),
+        engine_dir=resolve_engine_dir(settings, config_file),
+        dims=dims,
+    )
 
 
 @dataclass(frozen=True)
@@ -559,28 +608,6 @@ def model_slug(model_id: str) -> str:
     """A folder-safe short name: the last part of a path or hub id."""
     tail = model_id.rstrip("/").split("/")[-1] or "model"
     return re.sub(r"[^a-z0-9._-]+", "-", tail.lower()).strip("-.") or "model"
-
-
-def read_max_batch_size(pbtxt: str) -> int:
-    """`max_batch_size` of a config.pbtxt; 0 (Triton's "no batching") when absent."""
-    match = re.search(r"^\s*max_batch_size\s*:\s*(\d+)", pbtxt, re.MULTILINE)
-    return int(match.group(1)) if match else 0
-
-
-def variant_max_batch_sizes(model_repository: Path) -> dict[Mode, int]:
-    """Triton's max_batch_size of each variant in a model repository (found by its `variant` parameter)."""
-    from sdbackend.repository import model_variant
-
-    sizes: dict[Mode, int] = {}
-    for pbtxt in sorted(model_repository.glob("*/config.pbtxt")):
-        text = pbtxt.read_text(encoding="utf-8")
-        mode = model_variant(text)
-        if mode is not None:
-            sizes[mode] = read_max_batch_size(text)
-    missing = [m for m in MODES if m not in sizes]
-    if missing:
-        raise ValueError(f"{model_repository}: no config.pbtxt with variant {', '.join(missing)}")
-    return sizes
 
 
 _FINGERPRINT_SAMPLE = 1 << 20

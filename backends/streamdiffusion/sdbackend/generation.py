@@ -18,6 +18,7 @@ from diffusers import StableDiffusionPipeline
 from streamdiffusion import StreamDiffusion
 
 from sdbackend.requests import GenerationParams
+from sdbackend.stream_batch import advance_streams
 from sdconfig import Settings
 from sdconfig.schema import VariantPipelineConfig
 
@@ -102,6 +103,12 @@ class ImageGenerator:
         denoised = stream.predict_x0_batch(latent)  # [1, 4, H/8, W/8]
         decoded = stream.decode_image(denoised)  # [1, 3, H, W] in [-1, 1]
         return self._to_image(decoded)
+
+    def run_group(self, streams: list[StreamDiffusion], images: list[np.ndarray]) -> list[np.ndarray]:
+        """One frame for each of several realtime streams with one VAE encode, one UNet call, one decode."""
+        pixels = torch.cat([self._to_tensor(image) for image in images])  # [N, 3, H, W] in [-1, 1]
+        decoded = advance_streams(streams, pixels)  # [N, 3, H, W] in [-1, 1]
+        return [self._to_image(decoded[i : i + 1]) for i in range(len(streams))]
 
     def run_seeded(self, stream: StreamDiffusion, image: np.ndarray, seed: int) -> np.ndarray:
         """`run` with the global RNG seeded, for the noise drawn between steps without the denoising batch."""

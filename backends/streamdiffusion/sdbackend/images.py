@@ -25,7 +25,9 @@ def decode_image(data: bytes, width: int, height: int, max_bytes: int, max_pixel
     try:
         image = Image.open(io.BytesIO(data))  # reads the header only
     except Image.DecompressionBombError as exc:
-        raise RequestError(f"IMAGE declares too many pixels; the limit is {max_pixels} (pipeline.max_image_pixels)") from exc
+        raise RequestError(
+            f"IMAGE declares too many pixels; the limit is {max_pixels} (pipeline.max_image_pixels)"
+        ) from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise RequestError("IMAGE is not a JPEG, PNG or WebP image") from exc
     if image.format not in ACCEPTED_FORMATS:

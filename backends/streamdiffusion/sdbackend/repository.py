@@ -263,6 +263,20 @@ def set_sequence_idle(text: str, microseconds: int) -> str:
     return f"{text[: match.end()]}\n  {field}{text[match.end() :]}"
 
 
+_MAX_BATCH = re.compile(r"^max_batch_size\s*:\s*\d+", re.MULTILINE)
+_CANDIDATES = re.compile(r"max_candidate_sequences\s*:\s*\d+")
+
+
+def set_max_batch(text: str, max_batch: int) -> str:
+    """The top-level max_batch_size: how many requests Triton may hand one execute() call."""
+    return _MAX_BATCH.sub(f"max_batch_size: {max_batch}", text, count=1)
+
+
+def set_candidate_sequences(text: str, max_sequences: int) -> str:
+    """The oldest strategy's candidate sequences follow the sequences one instance may hold."""
+    return _CANDIDATES.sub(f"max_candidate_sequences: {max_sequences}", text)
+
+
 def set_instance_kind(text: str, gpu: bool) -> str:
     """KIND_GPU where the model runs on CUDA, KIND_CPU where it does not (KIND_AUTO/MODEL untouched)."""
     return _KIND.sub("kind: KIND_GPU" if gpu else "kind: KIND_CPU", text)
@@ -316,6 +330,8 @@ def render_config(text: str, *, settings: Settings, config_file: Path, gpu: bool
     name = settings.model_name(variant)
     out = set_model_name(text, name)
     out = set_sequence_idle(out, sequence_idle_microseconds(settings))
+    out = set_max_batch(out, settings.variant(variant).max_batch)
+    out = set_candidate_sequences(out, settings.variant(variant).max_sequences)
     out = set_instance_kind(out, gpu)
     out = set_string_parameter(out, "config_file", str(config_file))
     out = set_string_parameter(out, "model_facts", json.dumps(facts))

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from streamdiffusion import StreamDiffusion
 
 from sdbackend.errors import RequestError
@@ -30,24 +31,69 @@ class SequenceState:
     params: GenerationParams
 
 
-class RealtimeService:
-    """Stateful: one stream per sequence, created on START, freed on END or when idle."""
+@dataclass(frozen=True)
+class SequenceFrame:
+    """One realtime request as Triton delivered it: which sequence, its flags, its checked inputs."""
 
-    def __init__(self, generator: ImageGenerator, store: SequenceStore[SequenceState]) -> None:
+    sequence_id: int
+    start: bool
+    end: bool
+    request: GenerationRequest
+
+
+Outcome = bytes | None | Exception
+
+
+class RealtimeService:
+    """Stateful: one stream per sequence, created on START, freed on END or when idle.
+
+    Frames of several sequences that arrive in one Triton batch share one UNet call where
+    `batch_across_sequences` is on; each stream's own arithmetic is unchanged.
+    """
+
+    def __init__(self, generator: ImageGenerator, store: SequenceStore[SequenceState], batch: bool) -> None:
         self.generator = generator
         self.sequences = store
+        self._batch = batch
 
-    def handle(self, sequence_id: int, start: bool, end: bool, request: GenerationRequest) -> bytes | None:
-        """Process one frame of a sequence; None for an END request that carries no image."""
+    def handle(self, frames: list[SequenceFrame]) -> list[Outcome]:
+        """An encoded JPEG, None (an END without image) or the error, for each frame in order."""
+        outcomes: list[Outcome] = [None] * len(frames)
+        work: list[tuple[int, SequenceState, np.ndarray]] = []
+        for i, frame in enumerate(frames):
+            if frame.request.image is None:
+                continue
+            try:
+                work.append(
+                    (i, self._state_for(frame.sequence_id, frame.start, frame.request.params), frame.request.image)
+                )
+            except RequestError as exc:
+                outcomes[i] = exc
+        for (i, _, _), picture in zip(work, self._run(work), strict=True):
+            quality = frames[i].request.jpeg_quality
+            outcomes[i] = picture if isinstance(picture, Exception) else encode_jpeg(picture, quality)
+        for frame in frames:
+            if frame.end:
+                self.sequences.end(frame.sequence_id)
+        return outcomes
+
+    def _run(self, work: list[tuple[int, SequenceState, np.ndarray]]) -> list[np.ndarray | Exception]:
+        if not self._batch or len(work) < 2:
+            return [self._run_one(state.stream, image) for _, state, image in work]
         try:
-            if request.image is None:
-                return None
-            state = self._state_for(sequence_id, start, request.params)
-            frame = self.generator.run(state.stream, request.image)
-            return encode_jpeg(frame, request.jpeg_quality)
-        finally:
-            if end:
-                self.sequences.end(sequence_id)
+            return list(
+                self.generator.run_group([state.stream for _, state, _ in work], [image for _, _, image in work])
+            )
+        except Exception as exc:
+            log.exception("batched step of %d sequences failed", len(work))
+            return [exc] * len(work)
+
+    def _run_one(self, stream: StreamDiffusion, image: np.ndarray) -> np.ndarray | Exception:
+        try:
+            return self.generator.run(stream, image)
+        except Exception as exc:
+            log.exception("frame failed")
+            return exc
 
     def _state_for(self, sequence_id: int, start: bool, params: GenerationParams) -> SequenceState:
         state = None if start else self.sequences.get(sequence_id)
@@ -108,4 +154,4 @@ def build_service(settings: Settings, config_file: Path, mode: Mode) -> Realtime
     if mode == "canvas":
         return CanvasService(generator)
     store: SequenceStore[SequenceState] = SequenceStore(variant.sequence_idle_timeout_s, variant.max_sequences)
-    return RealtimeService(generator, store)
+    return RealtimeService(generator, store, batch=variant.batch_across_sequences)

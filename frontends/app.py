@@ -1,0 +1,106 @@
+"""The app factory: routes of the served modes, shared services, and their lifetimes.
+
+Route map (mode is realtime or canvas, for each mode this process serves):
+    WS   /api/{mode}/ws/{user_id}       the protocol (frontends/protocol.py)
+    GET  /api/{mode}/stream/{user_id}   MJPEG of that user's results
+    GET  /api/{mode}/settings           model facts + the mode's performance settings
+    WS   /api/ws/{user_id}, GET /api/stream/{user_id}, GET /api/settings
+                                        deprecated aliases of the realtime routes
+    GET  /healthz  /readyz  /metrics
+    GET  /  /realtime  /canvas  /static/...   the pages in frontends/web/
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from aiohttp import web
+
+from frontends import health, legacy
+from frontends.metrics import FrontendMetrics
+from frontends.mode_routes import settings_handler, stream_handler
+from frontends.model_facts import FactsCache
+from frontends.pages import add_pages
+from frontends.protocol import CloseCode
+from frontends.registry import SessionRegistry
+from frontends.services import METRICS_KEY, REGISTRY_KEY, SERVICES_KEY, SETTINGS_KEY, Services
+from frontends.triton_client import TritonError, TritonPool
+from frontends.ws_route import ws_handler
+from sdconfig import Mode, Settings
+
+log = logging.getLogger(__name__)
+
+USER = "{user_id:[^/]*}"
+"""Matches any segment, empty included, so a bad user_id gets the protocol's 400, not a 404."""
+SHUTDOWN_CLOSE_WAIT_S = 5.0
+
+
+def create_app(settings: Settings, modes: Sequence[Mode] | None = None) -> web.Application:
+    """An app serving `modes` (default: settings.server.modes) against settings.triton.urls."""
+    served: tuple[Mode, ...] = tuple(modes or settings.server.modes)
+    app = web.Application()
+    app[SETTINGS_KEY] = settings
+    app[METRICS_KEY] = FrontendMetrics()
+    app[REGISTRY_KEY] = SessionRegistry(settings.server.max_sessions_per_mode, settings.server.duplicate_user)
+    app.cleanup_ctx.append(_triton_context(served))
+    app.on_shutdown.append(_close_sessions)
+    app.on_response_prepare.append(legacy.mark_deprecated)
+    _add_routes(app, served)
+    return app
+
+
+def _add_routes(app: web.Application, modes: tuple[Mode, ...]) -> None:
+    router = app.router
+    for mode in modes:
+        router.add_get(f"/api/{mode}/ws/{USER}", ws_handler(mode))
+        router.add_get(f"/api/{mode}/stream/{USER}", stream_handler(mode))
+        router.add_get(f"/api/{mode}/settings", settings_handler(mode))
+    if "realtime" in modes:
+        router.add_get(f"/api/ws/{USER}", legacy.deprecated(ws_handler("realtime"), "/api/realtime/ws/{user_id}"))
+        router.add_get(
+            f"/api/stream/{USER}", legacy.deprecated(stream_handler("realtime"), "/api/realtime/stream/{user_id}")
+        )
+        router.add_get("/api/settings", legacy.deprecated(settings_handler("realtime"), "/api/realtime/settings"))
+    router.add_get("/healthz", health.healthz)
+    router.add_get("/readyz", health.readyz)
+    router.add_get("/metrics", health.metrics)
+    add_pages(app, modes)
+
+
+def _triton_context(modes: tuple[Mode, ...]) -> Callable[[web.Application], AsyncIterator[None]]:
+    """One gRPC client per endpoint for the app's lifetime; created inside the running loop."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS_KEY]
+        pool = TritonPool(settings.triton.urls, settings.server.infer_timeout_s)
+        facts = FactsCache(pool, {mode: settings.model_name(mode) for mode in modes})
+        app[SERVICES_KEY] = Services(settings, modes, pool, facts, app[METRICS_KEY], app[REGISTRY_KEY])
+        prefetch = asyncio.create_task(_prefetch_facts(facts, modes))
+        try:
+            yield
+        finally:
+            prefetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await prefetch
+            await pool.close()
+
+    return context
+
+
+async def _prefetch_facts(facts: FactsCache, modes: tuple[Mode, ...]) -> None:
+    """Warm the cache so the first frame does not wait for it; a failure is retried on demand."""
+    for mode in modes:
+        try:
+            await facts.get(mode)
+        except TritonError as exc:
+            log.warning("model facts for %s not available yet: %s", mode, exc)
+
+
+async def _close_sessions(app: web.Application) -> None:
+    """Tell every client the server is going away (1001) so handlers and streams finish."""
+    closing = [session.close_soon(CloseCode.GOING_AWAY, "server shutting down") for session in app[REGISTRY_KEY]]
+    if closing:
+        await asyncio.wait(closing, timeout=SHUTDOWN_CLOSE_WAIT_S)

@@ -1,0 +1,32 @@
+"""Probes for orchestrators, and the Prometheus endpoint.
+
+`/healthz` answers as long as the process serves HTTP (liveness: restarting will not help
+otherwise). `/readyz` answers 200 only when every Triton endpoint is reachable and the model of
+every served mode is ready there (readiness: send no users here until then), else 503 with a
+report saying which endpoint or model is missing.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from frontends.services import METRICS_KEY, SERVICES_KEY
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES_KEY]
+    models = [services.settings.model_name(mode) for mode in services.modes]
+    report = await services.pool.readiness(models)
+    ready = all(entry["reachable"] and all(entry["models"].values()) for entry in report.values())
+    return web.json_response({"ready": ready, "triton": report}, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body, content_type = request.app[METRICS_KEY].exposition()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response

@@ -1,0 +1,60 @@
+"""The HTTP side of a mode: `/api/{mode}/settings` and `/api/{mode}/stream/{user_id}`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from frontends.http_errors import bad_user_id, json_error
+from frontends.mjpeg import Part, serve_stream
+from frontends.services import SERVICES_KEY
+from frontends.triton_client import TritonError
+from sdconfig import Mode
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def settings_handler(mode: Mode) -> Handler:
+    """Model facts from Triton plus this mode's effective performance settings."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        services = request.app[SERVICES_KEY]
+        try:
+            facts = await services.facts.get(mode)
+        except TritonError as exc:
+            return json_error(503, f"model facts unavailable: {exc}")
+        return web.json_response(
+            {
+                "info": facts.info,
+                "input_params": facts.input_params,
+                "performance": services.settings.performance(mode).model_dump(mode="json"),
+            }
+        )
+
+    return handle
+
+
+def stream_handler(mode: Mode) -> Handler:
+    """The MJPEG stream of one connected user's results; 404 while that user has no session."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        user_id = request.match_info["user_id"]
+        refusal = bad_user_id(user_id)
+        if refusal is not None:
+            return refusal
+        services = request.app[SERVICES_KEY]
+        hub = services.registry.hub(mode, user_id)
+        if hub is None:
+            return json_error(
+                404, f"no {mode} session for user_id {user_id!r}: connect WS /api/{mode}/ws/{user_id} first"
+            )
+        latency = services.metrics.latency.labels(mode=mode)
+
+        def observe(part: Part) -> None:
+            latency.observe(time.monotonic() - part.received_at)
+
+        return await serve_stream(request, hub, observe)
+
+    return handle

@@ -1,0 +1,288 @@
+"""One WebSocket session: a reader that checks messages, a policy that schedules frames, a worker
+that runs them through Triton into the session's MJPEG hub.
+
+The reader does only cheap checks (envelope, parameters, image header) so it keeps up with the
+socket; decoding, the similarity filter and inference happen in the worker, only for frames the
+policy actually takes. Every binary message gets an answer: accepted frames are acknowledged by
+the policy's send_frame, refused ones by an error and a send_frame (a realtime client waits for it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any, Literal
+
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from frontends import protocol
+from frontends.canvas_policy import CanvasPolicy
+from frontends.frame_codec import parse_frame
+from frontends.images import decode_small, fit_image, read_header
+from frontends.incoming import Incoming
+from frontends.mjpeg import Part, StreamHub
+from frontends.model_facts import ModelFacts
+from frontends.params import validate_params
+from frontends.protocol import BadMessage, CloseCode
+from frontends.rate_limit import RateLimiter
+from frontends.realtime_policy import RealtimePolicy
+from frontends.sequence import TritonSequence
+from frontends.services import Services
+from frontends.tensors import build_inputs
+from frontends.triton_client import TritonError
+from sdconfig import Mode
+
+log = logging.getLogger(__name__)
+
+_CLOSE_REASON_BYTES = 120
+IDLE_CHECK_S = 1.0
+"""How often a quiet session checks whether it still has work in hand (which is not idleness)."""
+
+
+class Session:
+    def __init__(self, ws: web.WebSocketResponse, mode: Mode, user_id: str, services: Services) -> None:
+        self.ws = ws
+        self.mode = mode
+        self.user_id = user_id
+        self.services = services
+        self.hub = StreamHub()
+        self.params: dict[str, Any] = {}
+        settings = services.settings
+        self.perf = settings.performance(mode)
+        self.limiter = RateLimiter(settings.server.max_messages_per_second)
+        self.sequence: TritonSequence | None = None
+        self.policy: RealtimePolicy | CanvasPolicy
+        if mode == "realtime":
+            self.policy = RealtimePolicy(settings.realtime.performance, self)
+            self.sequence = TritonSequence(
+                services.pool,
+                services.pool.pick(),
+                settings.model_name(mode),
+                settings.realtime.pipeline.sequence_idle_timeout_s,
+            )
+        else:
+            self.policy = CanvasPolicy(settings.canvas.performance.max_pending_drawings, self)
+        self._frames = 0
+        self._reader: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
+
+    # lifecycle ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until the client leaves, the session is closed, or it idles out; then clean up."""
+        metrics = self.services.metrics
+        metrics.sessions.labels(mode=self.mode).inc()
+        worker = asyncio.create_task(self.policy.run(), name=f"{self.mode}/{self.user_id} worker")
+        worker.add_done_callback(self._worker_done)
+        try:
+            await self.send(protocol.CONNECTED)
+            await self.send(protocol.SEND_FRAME)
+            self._reader = asyncio.create_task(self._read(), name=f"{self.mode}/{self.user_id} reader")
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        finally:
+            self.services.registry.release(self)
+            self.hub.close()
+            self.policy.close()
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            if self.sequence is not None:
+                await self.sequence.end()
+            if not self.ws.closed:
+                await self.ws.close()
+            metrics.sessions.labels(mode=self.mode).dec()
+
+    def close_soon(self, code: CloseCode, reason: str) -> asyncio.Task[None]:
+        """Close from outside the session (replacement, shutdown) without waiting on the client."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self.close(code, reason))
+        return self._closing
+
+    async def close(self, code: CloseCode, reason: str) -> None:
+        if not self.ws.closed:
+            await self.ws.close(code=code, message=reason.encode()[:_CLOSE_REASON_BYTES])
+        if self._reader is not None and self._reader is not asyncio.current_task():
+            self._reader.cancel()  # it may wait for room in the canvas queue rather than on the socket
+
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s session of %s failed", self.mode, self.user_id, exc_info=task.exception())
+            self.close_soon(CloseCode.INTERNAL_ERROR, "internal error")
+
+    async def send(self, text: str) -> None:
+        """Best effort: a client that is gone cannot be told anything."""
+        if self.ws.closed:
+            return
+        with contextlib.suppress(ConnectionResetError):
+            await self.ws.send_str(text)
+
+    async def report(self, kind: str, text: str) -> None:
+        self.services.metrics.error(self.mode, kind)
+        await self.send(protocol.error(text))
+
+    # reader ---------------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        idle_s = self.services.settings.server.idle_timeout_s
+        last_active = time.monotonic()
+        while True:
+            remaining = last_active + idle_s - time.monotonic()
+            try:
+                msg = await self.ws.receive(timeout=max(0.01, min(remaining, IDLE_CHECK_S)))
+            except TimeoutError:
+                if self.policy.busy:  # the client waits for us: idleness counts from when we are done
+                    last_active = time.monotonic()
+                if time.monotonic() - last_active < idle_s:
+                    continue
+                self.services.metrics.error(self.mode, "idle_timeout")
+                await self.send(
+                    protocol.timeout(
+                        f"no message for {idle_s:g} s (server.idle_timeout_s); "
+                        'send {"status": "ping"} now and then to stay connected'
+                    )
+                )
+                await self.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
+                return
+            last_active = time.monotonic()
+            if msg.type is WSMsgType.BINARY:
+                if await self._within_rate(binary=True):
+                    await self._on_frame(msg.data)
+            elif msg.type is WSMsgType.TEXT:
+                if await self._within_rate(binary=False):
+                    await self._on_text(msg.data)
+            else:
+                if msg.type is WSMsgType.ERROR and self.ws.close_code == CloseCode.MESSAGE_TOO_BIG:
+                    self.services.metrics.error(self.mode, "message_too_big")
+                return
+            if self.ws.closed:
+                return
+
+    async def _within_rate(self, binary: bool) -> bool:
+        if self.limiter.allow():
+            return True
+        rate = self.limiter.per_second
+        if self.limiter.flooding():
+            self.services.metrics.error(self.mode, "flooding")
+            await self.send(protocol.error(f"message flood: far more than {rate:g} messages a second; closing"))
+            await self.close(CloseCode.POLICY_VIOLATION, "message flood")
+            return False
+        await self.report(
+            "rate_limited",
+            f"too many messages: at most {rate:g} a second (server.max_messages_per_second); this one was ignored",
+        )
+        if binary:
+            await self.send(protocol.SEND_FRAME)
+        return False
+
+    async def _facts(self) -> ModelFacts:
+        return await self.services.facts.get(self.mode)
+
+    async def _on_frame(self, data: bytes) -> None:
+        received_at = time.monotonic()
+        self.services.metrics.received.labels(mode=self.mode).inc()
+        server, pipeline = self.services.settings.server, self.services.settings.pipeline
+        try:
+            frame = parse_frame(data)
+            facts = await self._facts()
+            params = validate_params(frame.params, facts.input_params, server.max_prompt_chars)
+            header = read_header(frame.image, pipeline.max_image_bytes, pipeline.max_image_pixels)
+        except BadMessage as exc:
+            await self.report("bad_message", str(exc))
+            await self.send(protocol.SEND_FRAME)
+            return
+        except TritonError as exc:
+            await self.report(exc.kind, str(exc))
+            await self.send(protocol.SEND_FRAME)
+            return
+        self._frames += 1
+        await self.policy.accept(Incoming({**self.params, **params}, frame.image, header, received_at, self._frames))
+        if self.mode == "canvas":
+            await self.send(protocol.SEND_FRAME)
+
+    async def _on_text(self, text: str) -> None:
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            await self.report("bad_message", f"text message is not JSON: {exc.msg} at character {exc.pos}")
+            return
+        if not isinstance(obj, dict):
+            await self.report("bad_message", f"text message must be a JSON object, got {type(obj).__name__}")
+            return
+        status = obj.pop("status", None)
+        if status == protocol.STATUS_PING:
+            await self.send(protocol.PONG)
+        elif status == protocol.STATUS_UPDATE_PARAMS:
+            await self._update_params(obj)
+        elif status == protocol.STATUS_NEXT_FRAME:
+            await self.report(
+                "bad_message",
+                "next_frame carries an image: send it as one binary message [4-byte length][JSON][image]",
+            )
+        else:
+            accepted = ", ".join(protocol.CLIENT_TEXT_STATUSES)
+            await self.report("bad_message", f"unknown status {status!r}; text messages accept status {accepted}")
+
+    async def _update_params(self, params: dict[str, Any]) -> None:
+        try:
+            facts = await self._facts()
+            checked = validate_params(params, facts.input_params, self.services.settings.server.max_prompt_chars)
+        except BadMessage as exc:
+            await self.report("bad_message", str(exc))
+            return
+        except TritonError as exc:
+            await self.report(exc.kind, str(exc))
+            return
+        self.params.update(checked)
+        await self.send(protocol.params_updated(self.params))
+
+    # worker steps (called by the policy) ------------------------------------------------------
+
+    def count(self, event: Literal["dropped", "skipped"]) -> None:
+        counter = self.services.metrics.dropped if event == "dropped" else self.services.metrics.skipped
+        counter.labels(mode=self.mode).inc()
+
+    async def decode(self, frame: Incoming) -> np.ndarray | None:
+        try:
+            return decode_small(frame.image, frame.header)
+        except BadMessage as exc:
+            await self.report("bad_message", f"frame {frame.seq}: {exc}")
+            return None
+
+    async def process(self, frame: Incoming) -> bool:
+        """Fit the image if needed, run it through Triton, publish the result."""
+        try:
+            jpeg = await self._infer(frame)
+        except BadMessage as exc:
+            await self.report("bad_message", f"frame {frame.seq}: {exc}")
+            return False
+        except TritonError as exc:
+            await self.report(exc.kind, f"frame {frame.seq}: {exc}")
+            return False
+        if not jpeg:
+            await self.report("model_error", f"frame {frame.seq}: the model returned no image")
+            return False
+        self.services.metrics.processed.labels(mode=self.mode).inc()
+        part = Part(jpeg, frame.received_at)
+        if self.mode == "realtime":
+            self.hub.publish(part)
+        else:
+            await self.hub.publish_every(part)
+        return True
+
+    async def _infer(self, frame: Incoming) -> bytes | None:
+        facts = await self._facts()
+        width, height = int(facts.info["width"]), int(facts.info["height"])
+        quality = self.perf.jpeg_quality
+        image = frame.image
+        if (frame.header.width, frame.header.height) != (width, height):
+            image = await asyncio.to_thread(fit_image, image, width, height, quality)
+        inputs = build_inputs(image, frame.params, facts.input_params, quality)
+        if self.sequence is not None:
+            return await self.sequence.infer(inputs)
+        pool = self.services.pool
+        return await pool.infer(pool.pick(), self.services.settings.model_name(self.mode), inputs)

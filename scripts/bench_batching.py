@@ -1,0 +1,196 @@
+"""Cross-session batching, on and off, side by side: aggregate fps and latency for 1/2/4/8 sessions.
+
+Starts two tritonservers through the launcher with the same configuration, one with
+`realtime.pipeline.batch_across_sequences` on and one with it off, then for each session count
+alternates between them (so drift on a shared machine hits both alike). Each session is a client
+thread that sends its next frame when the previous answer arrived, as a webcam session does:
+realtime as one Triton sequence per session, canvas as one request per drawing.
+
+    .venv/bin/python scripts/bench_batching.py [--config tests/config.test.yaml] [--sessions 1 2 4 8]
+        [--seconds 8] [--out docs/benchmarks-batching.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT)]
+
+from sdconfig import load_settings  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    label: str
+    url: str
+    process: subprocess.Popen[str]
+
+
+def start_server(label: str, config: Path, batching: bool, run_dir: Path) -> Server:
+    grpc, http, metrics = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "SD__REALTIME__PIPELINE__BATCH_ACROSS_SEQUENCES": "true" if batching else "false",
+        "SD__TRITON__LOG_FILE": str(run_dir / f"{label}.log"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    args = [sys.executable, str(ROOT / "scripts" / "launch_triton.py"), "--config", str(config)]
+    args += ["--grpc-port", str(grpc), "--http-port", str(http), "--metrics-port", str(metrics)]
+    args += ["--run-dir", str(run_dir / label)]
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("READY"):
+            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
+            return Server(label, f"127.0.0.1:{grpc}", process)
+        print(f"  [{label}] {line.rstrip()}", file=sys.stderr)
+    raise SystemExit(f"{label}: tritonserver did not start (see {run_dir / label}.log)")
+
+
+def frames(size: int, count: int, seed: int) -> list[bytes]:
+    """A moving scene: a bright disc travelling over a gradient, as JPEG."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    out = []
+    for i in range(count):
+        cx = (0.2 + 0.6 * ((i + seed) % count) / count) * size
+        disc = ((xx - cx) ** 2 + (yy - size / 2) ** 2) < (size / 6) ** 2
+        rgb = np.stack([xx / size * 200, yy / size * 200, np.full_like(xx, 80)], -1)
+        rgb[disc] = (250, 240, 60)
+        buffer = io.BytesIO()
+        Image.fromarray(rgb.astype(np.uint8)).save(buffer, format="JPEG", quality=85)
+        out.append(buffer.getvalue())
+    return out
+
+
+def image_input(data: bytes) -> list[grpcclient.InferInput]:
+    tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[data]], dtype=np.object_))
+    return [tensor]
+
+
+def session(url: str, model: str, stateful: bool, pictures: list[bytes], stop_at: float, sid: int) -> list[float]:
+    client = grpcclient.InferenceServerClient(url)
+    latencies: list[float] = []
+    i = 0
+    while time.monotonic() < stop_at:
+        start = time.perf_counter()
+        if stateful:
+            client.infer(model, image_input(pictures[i % len(pictures)]), sequence_id=sid, sequence_start=i == 0)
+        else:
+            client.infer(model, image_input(pictures[i % len(pictures)]))
+        latencies.append(time.perf_counter() - start)
+        i += 1
+    if stateful and i:
+        client.infer(model, image_input(b""), sequence_id=sid, sequence_end=True)
+    return latencies
+
+
+@dataclass
+class Result:
+    fps: float
+    p50_ms: float
+    p95_ms: float
+    frames: int
+
+
+def measure(server: Server, model: str, stateful: bool, sessions: int, seconds: float, size: int) -> Result:
+    pictures = frames(size, 30, 0)
+    session(server.url, model, stateful, pictures, time.monotonic() + 1.0, 10**9)  # warm-up
+    stop_at = time.monotonic() + seconds
+    results: list[list[float]] = [[] for _ in range(sessions)]
+    started = time.monotonic()
+
+    def run(k: int) -> None:
+        results[k] = session(server.url, model, stateful, frames(size, 30, k), stop_at, 1000 * (k + 1) + sessions)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(sessions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    every = sorted(x for r in results for x in r)
+    return Result(
+        fps=len(every) / elapsed,
+        p50_ms=statistics.median(every) * 1000,
+        p95_ms=every[int(0.95 * (len(every) - 1))] * 1000,
+        frames=len(every),
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=ROOT / "tests" / "config.test.yaml")
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--modes", nargs="+", default=["realtime", "canvas"])
+    parser.add_argument("--run-dir", type=Path, default=ROOT / "run" / "bench-batching")
+    parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
+    args = parser.parse_args()
+
+    settings = load_settings(args.config)
+    size = settings.pipeline.width
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    print(f"starting two tritonservers ({args.config.name}, {size}x{size}) ...", file=sys.stderr)
+    servers = {"on": start_server("on", args.config, True, args.run_dir)}
+    servers["off"] = start_server("off", args.config, False, args.run_dir)
+    rows = []
+    try:
+        for mode in args.modes:
+            model = settings.model_name(mode)
+            for n in args.sessions:
+                measured = {}
+                for label in ("on", "off"):
+                    measured[label] = measure(servers[label], model, mode == "realtime", n, args.seconds, size)
+                    r = measured[label]
+                    print(f"{mode:<9}{n:>3} sessions  batching {label:<3}  {r.fps:7.1f} fps  p50 {r.p50_ms:7.1f} ms  "
+                          f"p95 {r.p95_ms:7.1f} ms", file=sys.stderr)
+                rows.append((mode, n, measured["on"], measured["off"]))
+    finally:
+        for server in servers.values():
+            server.process.terminate()
+            server.process.wait(30)
+
+    lines = [
+        f"Configuration: {args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config}, "
+        f"{size}x{size}, {args.seconds:g} s per cell, {os.cpu_count()} CPU cores.",
+        "",
+        "| mode | sessions | fps on | fps off | gain | p50 on (ms) | p50 off (ms) | p95 on (ms) | p95 off (ms) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for mode, n, on, off in rows:
+        lines.append(
+            f"| {mode} | {n} | {on.fps:.1f} | {off.fps:.1f} | {on.fps / off.fps:.2f}x | {on.p50_ms:.0f} | "
+            f"{off.p50_ms:.0f} | {on.p95_ms:.0f} | {off.p95_ms:.0f} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

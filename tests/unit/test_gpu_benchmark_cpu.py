@@ -1,0 +1,41 @@
+"""The GPU benchmark still runs: the small model on the CPU, one timed call a row, every row in the table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_gpu_benchmark_runs_on_the_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "table.md"
+    args = ["--device", "cpu", "--arch", "tiny", "--size", "64", "--steps", "1", "2", "--sessions", "1", "2"]
+    args += ["--warmup", "1", "--iters", "1", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "scripts/gpu_benchmark.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = out.read_text()
+    assert table in done.stdout
+    rows = [
+        line.split("|")[1:-1]
+        for line in table.splitlines()
+        if line.startswith("| realtime") or line.startswith("| canvas")
+    ]
+    keys = {(cells[0].strip(), int(cells[1]), int(cells[2])) for cells in rows}
+    for batching in ("stacked", "service"):
+        for steps in (1, 2):
+            for sessions in (1, 2):
+                assert (f"realtime {batching}", steps, sessions) in keys
+    assert ("canvas", 4, 1) in keys
+    assert len(rows) == 9
+    for cells in rows:
+        assert float(cells[4]) > 0 and float(cells[6]) > 0  # ms per call, frames/s
+    assert "frames/s (target 150" in table
