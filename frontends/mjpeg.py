@@ -78,7 +78,7 @@ class StreamHub:
 
     async def publish_every(self, part: Part, stall_s: float = VIEWER_STALL_S) -> int:
         """Wait until each viewer took its previous part, then publish (canvas: nothing skipped)."""
-        waits = [slot.wait_empty() for slot in self._viewers]
+        waits = [slot.wait_empty() for slot in self._viewers if not slot.empty]
         if waits:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*waits), stall_s)

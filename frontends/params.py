@@ -2,13 +2,16 @@
 
 The schema comes from Triton (the `model_facts` model parameter), so the ranges a client sees in
 `/settings` are exactly the ones enforced here. Only the schema keywords the model facts use are
-understood: type, minimum, maximum, minItems, maxItems, maxLength, enum, items and
-additionalProperties. Checking here instead of in the model turns a bad value into an error
-message before any Triton call, and keeps a bad parameter from breaking a realtime sequence.
+understood: type, minimum, maximum, minItems, maxItems, maxLength, enum, items,
+additionalProperties and the extension `x-strictly-increasing` (for lists of steps). Checking
+here instead of in the model turns a bad value into an error message before any Triton call.
+What the schema cannot say (a prompt's length in tokens) the model checks, and its refusal is
+relayed to the client.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -69,6 +72,8 @@ def _check_list(name: str, value: list[Any], spec: Mapping[str, Any], max_prompt
     if items:
         for index, item in enumerate(value):
             _check(f"{name}[{index}]", item, items, max_prompt_chars)
+    if spec.get("x-strictly-increasing") and any(b <= a for a, b in itertools.pairwise(value)):
+        raise BadMessage(f"parameter {name!r} must be strictly increasing, got {value}")
 
 
 def _check_range(name: str, value: float, spec: Mapping[str, Any]) -> None:

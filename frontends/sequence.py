@@ -26,6 +26,8 @@ from frontends.triton_client import Endpoint, TritonError, TritonPool
 log = logging.getLogger(__name__)
 
 END_TIMEOUT_S = 5.0
+IDLE_MARGIN = 0.8
+"""A sequence silent for this share of its idle limit is restarted rather than continued."""
 _ID_BITS = 63
 
 
@@ -56,8 +58,8 @@ class TritonSequence:
 
     async def infer(self, inputs: list[InferInput]) -> bytes | None:
         """One frame of this sequence; START on the first frame of a (re)started sequence."""
-        if self._started and self._clock() - self._last_request > self.idle_limit_s:
-            self._abandon()  # the model has freed this id's state by now
+        if self._started and self._clock() - self._last_request > self.idle_limit_s * IDLE_MARGIN:
+            self._abandon()  # Triton and the model free an idle sequence; do not race their timers
         start = not self._started
         if start:
             self.sequence_id = self._new_id()

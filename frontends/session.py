@@ -76,6 +76,7 @@ class Session:
         """Serve until the client leaves, the session is closed, or it idles out; then clean up."""
         metrics = self.services.metrics
         metrics.sessions.labels(mode=self.mode).inc()
+        log.info("%s session of %s opened", self.mode, self.user_id)
         worker = asyncio.create_task(self.policy.run(), name=f"{self.mode}/{self.user_id} worker")
         worker.add_done_callback(self._worker_done)
         try:
@@ -96,6 +97,13 @@ class Session:
             if not self.ws.closed:
                 await self.ws.close()
             metrics.sessions.labels(mode=self.mode).dec()
+            log.info(
+                "%s session of %s closed (code %s) after %d frames",
+                self.mode,
+                self.user_id,
+                self.ws.close_code,
+                self._frames,
+            )
 
     def close_soon(self, code: CloseCode, reason: str) -> asyncio.Task[None]:
         """Close from outside the session (replacement, shutdown) without waiting on the client."""
@@ -156,7 +164,7 @@ class Session:
                 if await self._within_rate(binary=False):
                     await self._on_text(msg.data)
             else:
-                if msg.type is WSMsgType.ERROR and self.ws.close_code == CloseCode.MESSAGE_TOO_BIG:
+                if msg.type is WSMsgType.ERROR and getattr(msg.data, "code", None) == CloseCode.MESSAGE_TOO_BIG:
                     self.services.metrics.error(self.mode, "message_too_big")
                 return
             if self.ws.closed:

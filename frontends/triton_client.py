@@ -49,7 +49,11 @@ def _translate(exc: InferenceServerException, url: str, what: str) -> TritonErro
         )
     if "DEADLINE_EXCEEDED" in status:
         return TritonError("triton_timeout", f"Triton at {url} did not answer in time ({what})")
-    return TritonError("model_error", f"{what} failed: {detail}", refused="INVALID_ARGUMENT" in status)
+    # Triton itself answers INVALID_ARGUMENT for a sequence it does not know (no START): that is
+    # not the model refusing a parameter, and the sequence must restart.
+    unknown_sequence = "START" in detail and "sequence" in detail
+    refused = "INVALID_ARGUMENT" in status and not unknown_sequence
+    return TritonError("model_error", f"{what} failed: {detail}", refused=refused)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,11 @@ def ws_handler(mode: Mode) -> Handler:
         if refusal is not None:
             return refusal
         services = request.app[SERVICES_KEY]
-        ws = web.WebSocketResponse(max_msg_size=services.settings.server.max_message_bytes, timeout=CLOSE_TIMEOUT_S)
+        ws = web.WebSocketResponse(
+            max_msg_size=services.settings.server.max_message_bytes,
+            timeout=CLOSE_TIMEOUT_S,
+            compress=False,  # frames are JPEG/PNG already: deflating them only burns CPU on both ends
+        )
         if not ws.can_prepare(request).ok:
             return json_error(400, f"{request.path} speaks WebSocket: connect with a WebSocket client")
         await ws.prepare(request)

@@ -35,6 +35,10 @@ class ModelConfig(_Strict):
     dtype: Literal["auto", "float32", "float16"] = "auto"
     local_files_only: bool = True
     """Never reach a model hub at run time unless the operator says so."""
+    torch_compile: Literal["none", "default", "max-autotune", "reduce-overhead"] = "none"
+    """CUDA without TensorRT: torch.compile mode for the UNet (compiles per shape, tens of seconds each)."""
+    cuda_graphs: bool = False
+    """CUDA without TensorRT: replay the UNet from CUDA graphs captured per input shape (not with torch_compile)."""
 
 
 class PipelineConfig(_Strict):
@@ -146,8 +150,6 @@ class ServerConfig(_Strict):
     duplicate_user: Literal["replace", "reject"] = "replace"
     """A second connection with a user_id in use: `replace` closes the old one (a reload), `reject` refuses the new."""
     infer_timeout_s: float = Field(30.0, gt=0)
-    max_queue_size: int = Field(0, ge=0)
-    timeout: float = Field(0, ge=0)
 
 
 class TritonConfig(_Strict):

@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from tests.browser.chromium import launch, open_page
 from tests.browser.servers import OwnFrontend
-from tests.conftest import free_port
+from tests.servers import free_port
 
 
 @pytest.fixture(scope="session")

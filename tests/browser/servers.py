@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.conftest import ServerProcess, TritonServer, start_process
+from tests.servers import ServerProcess, TritonServer, start_process
 
 
 def metric(base_url: str, name: str, mode: str) -> float:

@@ -14,7 +14,7 @@ from tests.browser.chromium import PHONE, open_page, screenshot
 from tests.browser.pictures import Shown, image_format, pixels, results_count, shown
 from tests.browser.servers import OwnFrontend, metric
 from tests.browser.traffic import Traffic, wait_until
-from tests.conftest import free_port
+from tests.servers import free_port
 
 pytestmark = pytest.mark.browser
 

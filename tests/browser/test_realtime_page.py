@@ -12,7 +12,7 @@ from tests.browser.chromium import PHONE, launch, open_page, screenshot
 from tests.browser.pictures import image_format, results_count, shown
 from tests.browser.servers import OwnFrontend, metric
 from tests.browser.traffic import Traffic, wait_until
-from tests.conftest import free_port
+from tests.servers import free_port
 
 pytestmark = pytest.mark.browser
 

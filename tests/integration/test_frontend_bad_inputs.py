@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import struct
+import time
 import zlib
 
 import aiohttp
 import pytest
+from frontend_helpers import metric, metrics
 from triton_calls import jpeg, scene
 
 from frontends.client import ProtocolClient, StreamReader
@@ -140,14 +143,30 @@ def test_bad_inputs_disturb_nobody_and_the_session_still_works(frontend_server, 
 
 
 def test_message_over_max_message_bytes_closes_with_1009(frontend_server):
+    """aiohttp refuses the message from its header and closes with 1009.
+
+    The server closes without reading the megabytes still in flight, so the kernel may reset
+    the connection before the client reads the close frame (then the client sees 1006); the
+    server's own counter says why in every case.
+    """
     limit = frontend_server.triton.settings.server.max_message_bytes
+    before = metric(metrics(frontend_server.base_url), "frontend_errors_total", mode="canvas", kind="message_too_big")
 
     async def scenario() -> int | None:
         async with aiohttp.ClientSession() as http:
             client = ProtocolClient(http, frontend_server.base_url, "canvas", "too-big")
             await client.connect()
-            await client.ws.send_bytes(encode_frame({}, b"\xff\xd8\xff" + bytes(limit)))
-            closed = await client.expect("closed")
-            return closed["code"]
+            with contextlib.suppress(ConnectionError):
+                await client.ws.send_bytes(encode_frame({}, b"\xff\xd8\xff" + bytes(limit)))
+            return (await client.expect("closed"))["code"]
 
-    assert asyncio.run(scenario()) == 1009
+    code = asyncio.run(scenario())
+    assert code in (1009, 1006)
+    deadline = time.monotonic() + 30
+    while (
+        after := metric(
+            metrics(frontend_server.base_url), "frontend_errors_total", mode="canvas", kind="message_too_big"
+        )
+    ) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert after == before + 1

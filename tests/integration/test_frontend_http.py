@@ -149,3 +149,16 @@ def test_static_files_are_served_without_traversal(frontend_server):
         status, _, body = http_get(frontend_server.base_url + path)
         assert status in (403, 404), path
         assert b"realtime:" not in body
+
+
+def test_websocket_compression_is_declined(frontend_server):
+    """Frames are JPEG already: permessage-deflate (which browsers offer) would only cost CPU."""
+
+    async def scenario() -> int:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"{frontend_server.base_url}/api/realtime/ws/deflater", compress=15) as ws,
+        ):
+            return ws.compress
+
+    assert asyncio.run(scenario()) == 0

@@ -254,3 +254,29 @@ def test_ping_and_update_params(frontend_server, triton_server):
     assert pong == {"status": "pong"}
     assert updated == {"status": "params_updated", "params": {"prompt": "a cat", "guidance_scale": 2.5}}
     assert refused["status"] == "error" and "seed" in refused["message"]
+
+
+def test_a_long_pause_starts_a_fresh_sequence_without_an_error(frontend_server, triton_server):
+    """Silent longer than the model keeps a sequence: the next frame opens a new one (START)."""
+    size = triton_server.settings.pipeline.width
+    pause_s = triton_server.settings.realtime.pipeline.sequence_idle_timeout_s + 1
+    assert pause_s < triton_server.settings.server.idle_timeout_s  # the session itself stays open
+
+    async def scenario() -> list[dict]:
+        async with aiohttp.ClientSession() as http:
+            client = ProtocolClient(http, frontend_server.base_url, "realtime", "pauser")
+            await client.connect()
+            stream = StreamReader(http, client.stream_url)
+            await stream.start()
+            await answer_send_frames(client, [jpeg(moving_scene(0, size))], prompt=PROMPT)
+            assert await stream.next_part(wait_s=120) is not None
+            await asyncio.sleep(pause_s)
+            others = await answer_send_frames(client, [jpeg(moving_scene(5, size))], prompt=PROMPT)
+            assert await stream.next_part(wait_s=120) is not None
+            others += client.drain()
+            await client.close()
+            await stream.stop()
+            return others
+
+    others = asyncio.run(scenario())
+    assert [m for m in others if m["status"] == "error"] == []

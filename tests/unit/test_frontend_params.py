@@ -71,3 +71,11 @@ def test_schema_maxlength_and_enum_are_honoured():
 
 def test_unknown_keys_allowed_when_schema_allows_them():
     assert validate_params({"extra": 1}, {"properties": {}}, 10) == {"extra": 1}
+
+
+def test_strictly_increasing_lists_when_the_schema_asks():
+    schema = {"properties": {"steps": {"type": "array", "items": {"type": "integer"}, "x-strictly-increasing": True}}}
+    assert validate_params({"steps": [1, 5, 9]}, schema, 10) == {"steps": [1, 5, 9]}
+    for bad in ([5, 1], [3, 3]):
+        with pytest.raises(BadMessage, match="strictly increasing"):
+            validate_params({"steps": bad}, schema, 10)

@@ -106,6 +106,7 @@ def input_schema(settings: Settings, mode: Mode, prompt_tokens: int) -> dict[str
             "items": {"type": "integer", "minimum": 0, "maximum": last_step},
             "minItems": 1,
             "maxItems": MAX_DENOISING_STEPS,
+            "x-strictly-increasing": True,
             "default": list(variant.t_index_list),
             "description": "Strictly increasing step indices; lower keeps less of the input.",
         },

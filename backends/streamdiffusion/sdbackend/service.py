@@ -20,6 +20,7 @@ from sdbackend.images import encode_jpeg
 from sdbackend.loading import load_pipeline, resolve_device_dtype
 from sdbackend.requests import GenerationParams, GenerationRequest
 from sdbackend.sequences import SequenceStore
+from sdbackend.torch_speedups import SpeedupOptions, speed_up
 from sdconfig import Mode, Settings
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,8 @@ def build_service(settings: Settings, config_file: Path, mode: Mode) -> Realtime
         from sdbackend.tensorrt_runner import apply_tensorrt
 
         apply_tensorrt(pipe, settings, config_file, mode)
+    else:
+        speed_up(pipe, SpeedupOptions(compile=settings.model.torch_compile, cuda_graphs=settings.model.cuda_graphs))
     generator = ImageGenerator(pipe, settings, variant)
     if mode == "canvas":
         return CanvasService(generator)
