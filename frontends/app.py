@@ -78,16 +78,32 @@ def _triton_context(modes: tuple[Mode, ...]) -> Callable[[web.Application], Asyn
         pool = TritonPool(settings.triton.urls, settings.server.infer_timeout_s)
         facts = FactsCache(pool, {mode: settings.model_name(mode) for mode in modes})
         app[SERVICES_KEY] = Services(settings, modes, pool, facts, app[METRICS_KEY], app[REGISTRY_KEY])
-        prefetch = asyncio.create_task(_prefetch_facts(facts, modes))
+        models = [settings.model_name(mode) for mode in modes]
+        tasks = [
+            asyncio.create_task(_prefetch_facts(facts, modes)),
+            asyncio.create_task(_watch_health(pool, models, settings.triton.health_interval_s)),
+        ]
         try:
             yield
         finally:
-            prefetch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await prefetch
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await pool.close()
 
     return context
+
+
+async def _watch_health(pool: TritonPool, models: list[str], interval_s: float) -> None:
+    """Keep the pool's healthy set current, so new sessions go to servers that can serve them."""
+    while True:
+        try:
+            await pool.refresh_health(models)
+        except Exception:  # a probe must never end the watch
+            log.exception("health probe failed")
+        await asyncio.sleep(interval_s)
 
 
 async def _prefetch_facts(facts: FactsCache, modes: tuple[Mode, ...]) -> None:

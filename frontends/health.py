@@ -1,9 +1,9 @@
 """Probes for orchestrators, and the Prometheus endpoint.
 
 `/healthz` answers as long as the process serves HTTP (liveness: restarting will not help
-otherwise). `/readyz` answers 200 only when every Triton endpoint is reachable and the model of
-every served mode is ready there (readiness: send no users here until then), else 503 with a
-report saying which endpoint or model is missing.
+otherwise). `/readyz` answers 200 when the model of every served mode is ready on at least one
+Triton endpoint (readiness: new sessions go to the healthy endpoints, so one server down does not
+make every frontend unready), else 503; the report says which endpoint or model is missing.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     services = request.app[SERVICES_KEY]
     models = [services.settings.model_name(mode) for mode in services.modes]
-    report = await services.pool.readiness(models)
-    ready = all(entry["reachable"] and all(entry["models"].values()) for entry in report.values())
+    report = await services.pool.refresh_health(models)
+    ready = all(any(entry["models"].get(model) for entry in report.values()) for model in models)
     return web.json_response({"ready": ready, "triton": report}, status=200 if ready else 503)
 
 

@@ -35,14 +35,15 @@ class TritonSequence:
     def __init__(
         self,
         pool: TritonPool,
-        endpoint: Endpoint,
+        user_id: str,
         model: str,
         idle_limit_s: float,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pool = pool
-        self.endpoint = endpoint
+        self.user_id = user_id
+        self.endpoint: Endpoint = pool.pick(user_id)
         self.model = model
         self.idle_limit_s = idle_limit_s
         self._rng = rng or random.SystemRandom()
@@ -61,8 +62,9 @@ class TritonSequence:
         if self._started and self._clock() - self._last_request > self.idle_limit_s * IDLE_MARGIN:
             self._abandon()  # Triton and the model free an idle sequence; do not race their timers
         start = not self._started
-        if start:
+        if start:  # a new sequence may go to another server: the old one may have left
             self.sequence_id = self._new_id()
+            self.endpoint = self.pool.pick(self.user_id)
         self._last_request = self._clock()
         try:
             output = await self.pool.infer(
@@ -82,16 +84,16 @@ class TritonSequence:
     def _abandon(self) -> None:
         """Forget the current id (ending it in the background) so the next frame starts afresh."""
         if self.sequence_id:
-            task = asyncio.get_running_loop().create_task(self._send_end(self.sequence_id))
+            task = asyncio.get_running_loop().create_task(self._send_end(self.endpoint, self.sequence_id))
             self._pending_ends.add(task)
             task.add_done_callback(self._pending_ends.discard)
         self._started = False
         self.restarts += 1
 
-    async def _send_end(self, sequence_id: int) -> None:
+    async def _send_end(self, endpoint: Endpoint, sequence_id: int) -> None:
         try:
             await self.pool.infer(
-                self.endpoint,
+                endpoint,
                 self.model,
                 end_of_sequence_inputs(),
                 sequence_id=sequence_id,
@@ -105,7 +107,7 @@ class TritonSequence:
         """On disconnect: end the live sequence and wait for background ends (each bounded)."""
         if self._started:
             self._started = False
-            await self._send_end(self.sequence_id)
+            await self._send_end(self.endpoint, self.sequence_id)
         if self._pending_ends:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*self._pending_ends, return_exceptions=True)

@@ -60,7 +60,7 @@ class Session:
             self.policy = RealtimePolicy(settings.realtime.performance, self)
             self.sequence = TritonSequence(
                 services.pool,
-                services.pool.pick(),
+                user_id,
                 settings.model_name(mode),
                 settings.realtime.pipeline.sequence_idle_timeout_s,
             )
@@ -293,4 +293,4 @@ class Session:
         if self.sequence is not None:
             return await self.sequence.infer(inputs)
         pool = self.services.pool
-        return await pool.infer(pool.pick(), self.services.settings.model_name(self.mode), inputs)
+        return await pool.infer(pool.pick(self.user_id), self.services.settings.model_name(self.mode), inputs)

@@ -8,7 +8,6 @@ of a hung session. Errors are reduced to three kinds a session can act on.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from tritonclient.grpc import InferInput
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
+from frontends.routing import rendezvous
 from frontends.tensors import IMAGE_OUTPUT, requested_outputs
 
 log = logging.getLogger(__name__)
@@ -63,15 +63,40 @@ class Endpoint:
 
 
 class TritonPool:
-    """The clients of every configured endpoint; new sessions are spread over them in turn."""
+    """The clients of every configured endpoint, which of them are healthy, and who goes where.
+
+    An endpoint is healthy while its server answers and every served model is ready there; the
+    app's health task probes each `triton.health_interval_s`, and a call that finds a server
+    unreachable marks it down at once, so new sessions avoid it before the next probe.
+    """
 
     def __init__(self, urls: Sequence[str], infer_timeout_s: float) -> None:
         self.endpoints = [Endpoint(url, InferenceServerClient(url)) for url in urls]
         self.infer_timeout_s = infer_timeout_s
-        self._turn = itertools.cycle(self.endpoints)
+        self._by_url = {endpoint.url: endpoint for endpoint in self.endpoints}
+        self.healthy: set[str] = {endpoint.url for endpoint in self.endpoints}
 
-    def pick(self) -> Endpoint:
-        return next(self._turn)
+    def pick(self, key: str) -> Endpoint:
+        """The endpoint for `key` (a user_id) among the healthy ones; see frontends/routing.py."""
+        candidates = [url for url in self._by_url if url in self.healthy] or list(self._by_url)
+        return self._by_url[rendezvous(key, candidates)]
+
+    def mark_down(self, url: str) -> None:
+        if url in self.healthy:
+            log.warning("Triton at %s is unhealthy: new sessions go elsewhere", url)
+        self.healthy.discard(url)
+
+    async def refresh_health(self, models: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Probe every endpoint and update `healthy`; returns the readiness report."""
+        report = await self.readiness(models)
+        for url, entry in report.items():
+            up = entry["reachable"] and all(entry["models"].values())
+            if up and url not in self.healthy:
+                log.info("Triton at %s is healthy again", url)
+                self.healthy.add(url)
+            elif not up:
+                self.mark_down(url)
+        return report
 
     async def close(self) -> None:
         for endpoint in self.endpoints:
@@ -100,7 +125,10 @@ class TritonPool:
                 client_timeout=timeout_s or self.infer_timeout_s,
             )
         except InferenceServerException as exc:
-            raise _translate(exc, endpoint.url, f"inference on {model}") from None
+            error = _translate(exc, endpoint.url, f"inference on {model}")
+            if error.kind == "triton_unavailable":
+                self.mark_down(endpoint.url)
+            raise error from None
         output = result.as_numpy(IMAGE_OUTPUT)
         if output is None or output.size == 0:
             return None

@@ -157,6 +157,8 @@ class TritonConfig(_Strict):
 
     urls: tuple[str, ...] = ("127.0.0.1:8001",)
     """gRPC endpoints the frontends use; a realtime session stays on one of them."""
+    health_interval_s: float = Field(2.0, gt=0)
+    """How often the frontends probe each endpoint; an unhealthy one gets no new sessions."""
     host: str = "127.0.0.1"
     grpc_port: int = Field(8001, ge=1, le=65535)
     http_port: int = Field(8002, ge=1, le=65535)
