@@ -11,12 +11,15 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from frontends.app import create_app
-from sdconfig import MODES, ConfigError, Settings, load_settings
+from frontends.security import RedactingAccessLogger
+from frontends.tls import server_ssl_context
+from sdconfig import MODES, ConfigError, Settings, config_path, load_settings
 
 log = logging.getLogger("frontends")
 
@@ -56,18 +59,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = effective_settings(args)
+        ssl_context = server_ssl_context(settings.server, Path(args.config).resolve() if args.config else config_path())
     except ConfigError as exc:
         print(f"frontends: {exc}", file=sys.stderr)
         return 2
     server = settings.server
     log.info(
-        "serving %s on http://%s:%d, Triton at %s",
+        "serving %s on %s://%s:%d, Triton at %s",
         ",".join(server.modes),
+        "https" if ssl_context else "http",
         server.host,
         server.port,
         ",".join(settings.triton.urls),
     )
-    web.run_app(create_app(settings), host=server.host, port=server.port, print=None, shutdown_timeout=10.0)
+    web.run_app(
+        create_app(settings),
+        host=server.host,
+        port=server.port,
+        ssl_context=ssl_context,
+        access_log_class=RedactingAccessLogger,
+        print=None,
+        shutdown_timeout=10.0,
+    )
     return 0
 
 

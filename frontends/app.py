@@ -20,13 +20,16 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from aiohttp import web
 
 from frontends import health, legacy
+from frontends.client_limits import ClientLimits
 from frontends.metrics import FrontendMetrics
 from frontends.mode_routes import settings_handler, stream_handler
 from frontends.model_facts import FactsCache
 from frontends.pages import add_pages
 from frontends.protocol import CloseCode
 from frontends.registry import SessionRegistry
-from frontends.services import METRICS_KEY, REGISTRY_KEY, SERVICES_KEY, SETTINGS_KEY, Services
+from frontends.security import security_headers, token_middleware
+from frontends.services import CLIENTS_KEY, METRICS_KEY, REGISTRY_KEY, SERVICES_KEY, SETTINGS_KEY, Services
+from frontends.timeouts import check_sequence_idle
 from frontends.triton_client import TritonError, TritonPool
 from frontends.ws_route import ws_handler
 from sdconfig import Mode, Settings
@@ -41,13 +44,18 @@ SHUTDOWN_CLOSE_WAIT_S = 5.0
 def create_app(settings: Settings, modes: Sequence[Mode] | None = None) -> web.Application:
     """An app serving `modes` (default: settings.server.modes) against settings.triton.urls."""
     served: tuple[Mode, ...] = tuple(modes or settings.server.modes)
-    app = web.Application()
+    server = settings.server
+    security = server.security
+    middlewares = [token_middleware(security.access_token)] if security.access_token else []
+    app = web.Application(client_max_size=server.max_http_body_bytes, middlewares=middlewares)
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = FrontendMetrics()
-    app[REGISTRY_KEY] = SessionRegistry(settings.server.max_sessions_per_mode, settings.server.duplicate_user)
+    app[REGISTRY_KEY] = SessionRegistry(server.max_sessions_per_mode, server.duplicate_user)
+    app[CLIENTS_KEY] = ClientLimits(security.max_sessions_per_client, security.max_messages_per_second_per_client)
     app.cleanup_ctx.append(_triton_context(served))
     app.on_shutdown.append(_close_sessions)
     app.on_response_prepare.append(legacy.mark_deprecated)
+    app.on_response_prepare.append(security_headers(security))
     _add_routes(app, served)
     return app
 
@@ -81,6 +89,7 @@ def _triton_context(modes: tuple[Mode, ...]) -> Callable[[web.Application], Asyn
         models = [settings.model_name(mode) for mode in modes]
         tasks = [
             asyncio.create_task(_prefetch_facts(facts, modes)),
+            *([asyncio.create_task(check_sequence_idle(pool, settings))] if "realtime" in modes else []),
             asyncio.create_task(_watch_health(pool, models, settings.triton.health_interval_s)),
         ]
         try:

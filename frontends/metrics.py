@@ -19,6 +19,8 @@ ERROR_KINDS = (
     "session_full",
     "duplicate_user",
     "idle_timeout",
+    "client_limit",
+    "origin_refused",
 )
 
 

@@ -9,7 +9,8 @@ from aiohttp import web
 
 from frontends.http_errors import bad_user_id, json_error
 from frontends.mjpeg import Part, serve_stream
-from frontends.services import SERVICES_KEY
+from frontends.security import client_address
+from frontends.services import CLIENTS_KEY, SERVICES_KEY
 from frontends.triton_client import TritonError
 from sdconfig import Mode
 
@@ -55,6 +56,19 @@ def stream_handler(mode: Mode) -> Handler:
         def observe(part: Part) -> None:
             latency.observe(time.monotonic() - part.received_at)
 
-        return await serve_stream(request, hub, observe)
+        security = services.settings.server.security
+        address = client_address(request, security.trusted_proxies)
+        clients = request.app[CLIENTS_KEY]
+        if clients.acquire(address, "streams") is None:
+            services.metrics.error(mode, "client_limit")
+            return json_error(
+                429,
+                f"too many streams from your address: at most {security.max_sessions_per_client} "
+                "(server.security.max_sessions_per_client)",
+            )
+        try:
+            return await serve_stream(request, hub, observe)
+        finally:
+            clients.release(address, "streams")
 
     return handle

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from frontends.client_limits import ClientLimits
 from frontends.metrics import FrontendMetrics
 from frontends.model_facts import FactsCache
 from frontends.registry import SessionRegistry
@@ -26,6 +27,8 @@ class Services:
 SETTINGS_KEY = web.AppKey("settings", Settings)
 METRICS_KEY = web.AppKey("metrics", FrontendMetrics)
 REGISTRY_KEY = web.AppKey("registry", SessionRegistry)
+CLIENTS_KEY = web.AppKey("clients", ClientLimits)
+"""Per-client-address session, stream and message limits (server.security)."""
 SERVICES_KEY = web.AppKey("services", Services)
 """Set by the Triton client's cleanup context once the event loop runs (gRPC channels bind to it)."""
 DEPRECATED_KEY = web.RequestKey("deprecated_successor", str)

@@ -44,7 +44,14 @@ IDLE_CHECK_S = 1.0
 
 
 class Session:
-    def __init__(self, ws: web.WebSocketResponse, mode: Mode, user_id: str, services: Services) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        mode: Mode,
+        user_id: str,
+        services: Services,
+        client_rate: RateLimiter | None = None,
+    ) -> None:
         self.ws = ws
         self.mode = mode
         self.user_id = user_id
@@ -54,6 +61,8 @@ class Session:
         settings = services.settings
         self.perf = settings.performance(mode)
         self.limiter = RateLimiter(settings.server.max_messages_per_second)
+        self.client_rate = client_rate
+        """Shared by every session of this client address (server.security.max_messages_per_second_per_client)."""
         self.sequence: TritonSequence | None = None
         self.policy: RealtimePolicy | CanvasPolicy
         if mode == "realtime":
@@ -172,16 +181,20 @@ class Session:
 
     async def _within_rate(self, binary: bool) -> bool:
         if self.limiter.allow():
-            return True
-        rate = self.limiter.per_second
-        if self.limiter.flooding():
+            if self.client_rate is None or self.client_rate.allow():
+                return True
+            limiter, key, whose = self.client_rate, "server.security.max_messages_per_second_per_client", "your address"
+        else:
+            limiter, key, whose = self.limiter, "server.max_messages_per_second", "this session"
+        rate = limiter.per_second
+        if limiter.flooding():
             self.services.metrics.error(self.mode, "flooding")
             await self.send(protocol.error(f"message flood: far more than {rate:g} messages a second; closing"))
             await self.close(CloseCode.POLICY_VIOLATION, "message flood")
             return False
         await self.report(
             "rate_limited",
-            f"too many messages: at most {rate:g} a second (server.max_messages_per_second); this one was ignored",
+            f"too many messages from {whose}: at most {rate:g} a second ({key}); this one was ignored",
         )
         if binary:
             await self.send(protocol.SEND_FRAME)

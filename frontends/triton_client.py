@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 
 ErrorKind = Literal["triton_unavailable", "triton_timeout", "model_error"]
 PROBE_TIMEOUT_S = 2.0
+STUB_FAILURE = "Stub process"
+"""Start of Triton's error for a Python-backend model whose stub process died ("... is not healthy")."""
+STUB_FAILURE_HOLD_S = 60.0
 
 
 class TritonError(Exception):
@@ -75,6 +79,8 @@ class TritonPool:
         self.infer_timeout_s = infer_timeout_s
         self._by_url = {endpoint.url: endpoint for endpoint in self.endpoints}
         self.healthy: set[str] = {endpoint.url for endpoint in self.endpoints}
+        self._stub_failed: dict[tuple[str, str], float] = {}
+        """(url, model) -> when a call found the model's stub process dead (see readiness)."""
 
     def pick(self, key: str) -> Endpoint:
         """The endpoint for `key` (a user_id) among the healthy ones; see frontends/routing.py."""
@@ -128,7 +134,12 @@ class TritonPool:
             error = _translate(exc, endpoint.url, f"inference on {model}")
             if error.kind == "triton_unavailable":
                 self.mark_down(endpoint.url)
+            elif STUB_FAILURE in str(error):
+                log.warning("%s on %s lost its stub process; it is unready until reloaded", model, endpoint.url)
+                self._stub_failed[(endpoint.url, model)] = time.monotonic()
+                self.mark_down(endpoint.url)
             raise error from None
+        self._stub_failed.pop((endpoint.url, model), None)
         output = result.as_numpy(IMAGE_OUTPUT)
         if output is None or output.size == 0:
             return None
@@ -148,18 +159,34 @@ class TritonPool:
         raise failure
 
     async def readiness(self, models: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Per endpoint: reachable or not, and each model's readiness."""
+        """Per endpoint: reachable or not, and each model's readiness.
+
+        Triton 2.51 still calls a model ready after its stub process died, so a model a call found
+        in that state counts as unready here until Triton itself reports it unready (the reload has
+        begun; from then on its readiness is followed), a call succeeds, or STUB_FAILURE_HOLD_S pass.
+        """
         report: dict[str, dict[str, Any]] = {}
         for endpoint in self.endpoints:
             entry: dict[str, Any] = {"reachable": True, "models": {}}
             try:
                 await endpoint.client.is_server_live(client_timeout=PROBE_TIMEOUT_S)
                 for model in models:
-                    entry["models"][model] = await endpoint.client.is_model_ready(model, client_timeout=PROBE_TIMEOUT_S)
+                    ready = await endpoint.client.is_model_ready(model, client_timeout=PROBE_TIMEOUT_S)
+                    lost = self._stub_lost(endpoint.url, model, ready)
+                    entry["models"][model] = ready and not lost
             except InferenceServerException as exc:
                 entry = {"reachable": False, "error": exc.message() or str(exc), "models": dict.fromkeys(models, False)}
             report[endpoint.url] = entry
         return report
+
+    def _stub_lost(self, url: str, model: str, ready: bool) -> bool:
+        since = self._stub_failed.get((url, model))
+        if since is None:
+            return False
+        if not ready or time.monotonic() - since > STUB_FAILURE_HOLD_S:
+            del self._stub_failed[(url, model)]
+            return False
+        return True
 
 
 def model_facts_from_config(config: dict[str, Any]) -> dict[str, Any]:

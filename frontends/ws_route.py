@@ -3,6 +3,9 @@
 A bad user_id or a request that is no WebSocket upgrade gets a JSON 400 without upgrading. The
 per-mode session limit and the duplicate-user rule are applied after the upgrade, because the
 protocol answers them with an error message and a close code the browser can read.
+An Origin other than the server's own host or server.security.allowed_origins gets a JSON 403
+before the upgrade (frontends/security.py); the per-address session limit is applied after it,
+like the per-mode one.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from aiohttp import web
 from frontends import protocol
 from frontends.http_errors import bad_user_id, json_error
 from frontends.protocol import CloseCode
-from frontends.services import SERVICES_KEY
+from frontends.security import client_address, origin_refusal, websocket_protocols
+from frontends.services import CLIENTS_KEY, SERVICES_KEY
 from frontends.session import Session
 from sdconfig import Mode
 
@@ -30,31 +34,57 @@ def ws_handler(mode: Mode) -> Handler:
         if refusal is not None:
             return refusal
         services = request.app[SERVICES_KEY]
+        security = services.settings.server.security
+        refused_origin = origin_refusal(request, security)
+        if refused_origin is not None:
+            services.metrics.error(mode, "origin_refused")
+            return json_error(403, refused_origin)
         ws = web.WebSocketResponse(
-            max_msg_size=services.settings.server.max_message_bytes,
+            max_msg_size=services.settings.server.max_message_bytes,  # refused from the frame header on
             timeout=CLOSE_TIMEOUT_S,
             compress=False,  # frames are JPEG/PNG already: deflating them only burns CPU on both ends
+            protocols=websocket_protocols(request),
         )
         if not ws.can_prepare(request).ok:
             return json_error(400, f"{request.path} speaks WebSocket: connect with a WebSocket client")
         await ws.prepare(request)
-        session = Session(ws, mode, user_id, services)
-        admission = services.registry.admit(session)
-        if admission.outcome == "full":
-            limit = services.settings.server.max_sessions_per_mode
-            await _refuse(session, "session_full", f"server full: {limit} {mode} sessions are open; try again later")
-            await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"server full")
+        address = client_address(request, security.trusted_proxies)
+        clients = request.app[CLIENTS_KEY]
+        client_rate = clients.acquire(address, "sessions")
+        session = Session(ws, mode, user_id, services, client_rate=client_rate)
+        if client_rate is None:
+            limit = security.max_sessions_per_client
+            await _refuse(
+                session,
+                "client_limit",
+                f"too many sessions from your address: at most {limit} (server.security.max_sessions_per_client)",
+            )
+            await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"too many sessions from this address")
             return ws
-        if admission.outcome == "duplicate":
-            await _refuse(session, "duplicate_user", f"user_id {user_id!r} is already connected to {mode}")
-            await ws.close(code=CloseCode.DUPLICATE_USER, message=b"user_id already connected")
-            return ws
-        if admission.replaced is not None:
-            admission.replaced.close_soon(CloseCode.REPLACED, "replaced by a newer connection")
-        await session.run()
+        try:
+            await _admit_and_run(session)
+        finally:
+            clients.release(address, "sessions")
         return ws
 
     return handle
+
+
+async def _admit_and_run(session: Session) -> None:
+    services, mode, user_id, ws = session.services, session.mode, session.user_id, session.ws
+    admission = services.registry.admit(session)
+    if admission.outcome == "full":
+        limit = services.settings.server.max_sessions_per_mode
+        await _refuse(session, "session_full", f"server full: {limit} {mode} sessions are open; try again later")
+        await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"server full")
+        return
+    if admission.outcome == "duplicate":
+        await _refuse(session, "duplicate_user", f"user_id {user_id!r} is already connected to {mode}")
+        await ws.close(code=CloseCode.DUPLICATE_USER, message=b"user_id already connected")
+        return
+    if admission.replaced is not None:
+        admission.replaced.close_soon(CloseCode.REPLACED, "replaced by a newer connection")
+    await session.run()
 
 
 async def _refuse(session: Session, kind: str, text: str) -> None:

@@ -11,9 +11,9 @@ the device (no JPEG, no Triton):
 - realtime: one frame per session = VAE encode (AutoencoderTiny, as configured for realtime) +
   one UNet call over the stream batch + decode, for 1 and 2 denoising steps, and for 1, 2, 4, 8
   sessions advanced together with one UNet call over the stacked stream batches of all sessions,
-  two ways: "stacked" (sdbackend.stream_batch: one VAE encode and one decode for all sessions too)
-  and "service" (sdbackend.batching.GroupStepper as the realtime service runs it: a thread per
-  session, only the UNet call shared). frames/s is the aggregate over the sessions.
+  two ways: "stacked" (sdbackend.stream_batch, as the realtime model runs a Triton batch: one VAE
+  encode, one UNet call and one decode for all sessions) and "sequential" (the sessions one after
+  another, as with realtime.pipeline.batch_across_sequences off). frames/s is the aggregate.
 - canvas: one drawing fully denoised in 4 steps (one after another, guidance "full": two UNet
   rows a step) with the full VAE, as the canvas variant runs it; latency per drawing.
 
@@ -43,7 +43,6 @@ import torch  # noqa: E402
 from diffusers import StableDiffusionPipeline  # noqa: E402
 from streamdiffusion import StreamDiffusion  # noqa: E402
 
-from sdbackend.batching import GroupStepper  # noqa: E402
 from sdbackend.random_model import architecture, build_pipeline_on  # noqa: E402
 from sdbackend.stream_batch import advance_streams  # noqa: E402
 from sdbackend.torch_speedups import COMPILE_MODES, CudaGraphUNet, SpeedupOptions, mark_step, speed_up  # noqa: E402
@@ -170,45 +169,37 @@ def one_frame(stream: StreamDiffusion, image: torch.Tensor) -> torch.Tensor:
     return stream.decode_image(stream.predict_x0_batch(stream.encode_image(image)))
 
 
-def batched_step(
-    batching: str, streams: list[StreamDiffusion], images: torch.Tensor, stepper: GroupStepper
-) -> Callable[[], object]:
-    """One frame for every stream: stacked (stream_batch) or as the service's GroupStepper does it."""
+def batched_step(batching: str, streams: list[StreamDiffusion], images: torch.Tensor) -> Callable[[], object]:
+    """One frame for every stream: stacked into shared calls (stream_batch), or one stream after another."""
 
     @torch.inference_mode()
     def stacked() -> object:
         return advance_streams(streams, images)
 
     @torch.inference_mode()
-    def service() -> object:
-        if len(streams) == 1:
-            return one_frame(streams[0], images[:1])
-        return stepper.run(streams[0].unet, streams, lambda stream, i: one_frame(stream, images[i : i + 1]))
+    def sequential() -> object:
+        return [one_frame(stream, images[i : i + 1]) for i, stream in enumerate(streams)]
 
-    return stacked if batching == "stacked" else service
+    return stacked if batching == "stacked" else sequential
 
 
 def realtime_rows(
     pipe: StableDiffusionPipeline, settings: Settings, args: argparse.Namespace, label: str = ""
 ) -> list[Row]:
     rows = []
-    stepper = GroupStepper(max(args.sessions))
-    try:
-        for batching in args.batching:
-            for steps in args.steps:
-                t_index_list = step_list(settings.realtime.pipeline.t_index_list, steps)
-                for sessions in args.sessions:
-                    streams = [
-                        make_stream(pipe, settings, "realtime", t_index_list, args.size, seed, True)
-                        for seed in range(sessions)
-                    ]
-                    unet_rows = sum(s.prompt_embeds.shape[0] for s in streams)
-                    step = batched_step(batching, streams, input_images(sessions, args.size, pipe), stepper)
-                    rows.append(
-                        measure(f"realtime {batching}{label}", steps, sessions, unet_rows, with_mark(step, args), args)
-                    )
-    finally:
-        stepper.close()
+    for batching in args.batching:
+        for steps in args.steps:
+            t_index_list = step_list(settings.realtime.pipeline.t_index_list, steps)
+            for sessions in args.sessions:
+                streams = [
+                    make_stream(pipe, settings, "realtime", t_index_list, args.size, seed, True)
+                    for seed in range(sessions)
+                ]
+                unet_rows = sum(s.prompt_embeds.shape[0] for s in streams)
+                step = batched_step(batching, streams, input_images(sessions, args.size, pipe))
+                rows.append(
+                    measure(f"realtime {batching}{label}", steps, sessions, unet_rows, with_mark(step, args), args)
+                )
     return rows
 
 
@@ -304,8 +295,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--batching",
         nargs="+",
-        choices=["stacked", "service"],
-        default=["stacked", "service"],
+        choices=["stacked", "sequential"],
+        default=["stacked", "sequential"],
         help="realtime batching",
     )
     parser.add_argument("--canvas-steps", type=int, default=4)

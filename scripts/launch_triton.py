@@ -55,6 +55,7 @@ from sdbackend.repository import (  # noqa: E402
     server_environment,
     write_repository,
 )
+from sdbackend.watchdog import StubWatchdog  # noqa: E402
 from sdconfig import MODES, ConfigError, Settings, config_path, load_settings  # noqa: E402
 
 PROGRESS_EVERY_S = 5.0
@@ -330,12 +331,23 @@ def wait_ready(
         stop.wait(POLL_EVERY_S)
 
 
-def serve(proc: subprocess.Popen[bytes], stop: threading.Event, log: ServerLog) -> None:
-    """Stay in the foreground until asked to stop; a server that dies on its own is an error."""
+def serve(
+    proc: subprocess.Popen[bytes], stop: threading.Event, log: ServerLog, watchdog: StubWatchdog | None, every_s: float
+) -> None:
+    """Stay in the foreground until asked to stop; a server that dies on its own is an error.
+
+    Meanwhile the watchdog (triton.watchdog_interval_s) reloads a model whose stub process died.
+    """
+    if watchdog is not None:
+        watchdog.remember()
+    next_check = time.monotonic() + every_s
     while not stop.wait(1.0):
         code = proc.poll()
         if code is not None:
             raise LaunchError(f"tritonserver exited on its own with code {code}\n{log.tail()}")
+        if watchdog is not None and time.monotonic() >= next_check:
+            watchdog.check()
+            next_check = time.monotonic() + every_s
 
 
 # --------------------------------------------------------------------------- main
@@ -425,7 +437,13 @@ def launch(args: argparse.Namespace) -> int:
                 flush=True,
             )
             say("serving; Ctrl-C stops it")
-            serve(proc, stop, log)
+            interval = settings.triton.watchdog_interval_s
+            watchdog = (
+                StubWatchdog(proc.pid, endpoints.url(endpoints.http_port), models, settings.triton.ready_timeout_s, say)
+                if interval > 0
+                else None
+            )
+            serve(proc, stop, log, watchdog, interval)
         except LaunchError:
             stop_server(proc, args.stop_timeout)
             raise

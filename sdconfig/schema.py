@@ -7,8 +7,11 @@ Keeping one schema means a key is spelled, typed and defaulted in exactly one pl
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
+import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -135,6 +138,64 @@ class CanvasSection(_Strict):
         return self
 
 
+ACCESS_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
+"""URL-safe and valid as a WebSocket subprotocol, so one token works in ?token=, a header and a subprotocol."""
+
+DEFAULT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; media-src 'self' blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+"""What the pages need: their own scripts and styles, results shown through blob: URLs, fetch and
+WebSocket to their own host. Nothing inline, nothing from elsewhere, never inside a frame."""
+
+
+class SecurityConfig(_Strict):
+    """What protects the frontends from the open internet; docs/security.md explains each key."""
+
+    allowed_origins: tuple[str, ...] = ()
+    """Origins (scheme://host[:port]) whose pages may open the WebSocket besides the server's own
+    host; "*" allows any (not recommended). The request's own Host is always allowed."""
+    allow_missing_origin: bool = True
+    """Clients that send no Origin header (scripts, the Python protocol client, never a browser) may connect."""
+    access_token: str | None = Field(None, repr=False)
+    """When set, /api/* and /metrics answer only requests carrying it (?token=, Authorization: Bearer,
+    or the WebSocket subprotocol token.<TOKEN>); 16+ characters of [A-Za-z0-9._~-]."""
+    max_sessions_per_client: int = Field(8, ge=1)
+    """Concurrent WebSocket sessions from one client address, both modes together."""
+    max_messages_per_second_per_client: float = Field(240.0, gt=0)
+    """Messages a second from one client address over all its sessions (each session also has
+    server.max_messages_per_second)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For names the client; empty: the
+    peer address is the client."""
+    content_security_policy: str = DEFAULT_CSP
+    """Sent with the pages; API answers get "default-src 'none'; frame-ancestors 'none'"."""
+
+    @model_validator(mode="after")
+    def _addresses_and_origins(self) -> SecurityConfig:
+        for entry in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {entry!r} is no IP address or CIDR network") from None
+        for origin in self.allowed_origins:
+            parts = urlsplit(origin)
+            if origin != "*" and (parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/")):
+                raise ValueError(
+                    f"allowed_origins: {origin!r} is no origin; write scheme://host[:port], e.g. https://example.com"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _usable_token(self) -> SecurityConfig:
+        if self.access_token is not None and not ACCESS_TOKEN_PATTERN.fullmatch(self.access_token):
+            raise ValueError(
+                "access_token must be 16 to 256 characters of letters, digits and ._~- "
+                "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return self
+
+
 class ServerConfig(_Strict):
     """The frontends' HTTP side; every limit here is documented in README.md."""
 
@@ -150,6 +211,20 @@ class ServerConfig(_Strict):
     duplicate_user: Literal["replace", "reject"] = "replace"
     """A second connection with a user_id in use: `replace` closes the old one (a reload), `reject` refuses the new."""
     infer_timeout_s: float = Field(30.0, gt=0)
+    max_http_body_bytes: int = Field(64 * 1024, ge=1024)
+    """Largest HTTP request body accepted (no route takes one; WebSocket messages have max_message_bytes)."""
+    tls_cert: str | None = None
+    """PEM certificate (chain) file: serve HTTPS and WSS, e.g. on a LAN where browsers need a secure
+    context for the camera. Relative to the config file's folder. Needs tls_key."""
+    tls_key: str | None = None
+    """PEM private key file of tls_cert."""
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both to serve HTTPS, or neither")
+        return self
 
 
 class TritonConfig(_Strict):
@@ -167,6 +242,9 @@ class TritonConfig(_Strict):
     canvas_model: str = "streamdiffusion_canvas"
     ready_timeout_s: float = Field(600.0, gt=0)
     log_file: str = "logs/tritonserver.log"
+    watchdog_interval_s: float = Field(5.0, ge=0)
+    """The launcher checks this often that each model's stub process lives, and reloads a model whose
+    stub died (Triton 2.51 does not restart it); 0 turns the watchdog off."""
 
 
 class Settings(_Strict):

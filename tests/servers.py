@@ -74,9 +74,18 @@ class TritonServer:
     log_file: Path
 
 
-def launch_triton(tmp: Path, config_file: Path = TEST_CONFIG, timeout: float = 420) -> TritonServer:
-    """Start the launcher and wait for its READY line."""
-    grpc, http, metrics = free_port(), free_port(), free_port()
+def launch_triton(
+    tmp: Path,
+    config_file: Path = TEST_CONFIG,
+    timeout: float = 420,
+    ports: tuple[int, int, int] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> TritonServer:
+    """Start the launcher and wait for its READY line.
+
+    `ports` (gRPC, HTTP, metrics) start it where an earlier one ran, as a restart does.
+    """
+    grpc, http, metrics = ports or (free_port(), free_port(), free_port())
     log_file = tmp / "tritonserver.log"
     overrides = {
         "SD_CONFIG": str(config_file),
@@ -86,7 +95,7 @@ def launch_triton(tmp: Path, config_file: Path = TEST_CONFIG, timeout: float = 4
         "SD__TRITON__URLS": f"[127.0.0.1:{grpc}]",
         "SD__TRITON__LOG_FILE": str(log_file),
     }
-    env = {**os.environ, **overrides, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **overrides, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
     server = start_process(
         [sys.executable, "scripts/launch_triton.py", "--config", str(config_file), "--run-dir", str(tmp / "run")], env
     )

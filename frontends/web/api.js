@@ -1,11 +1,40 @@
 // The service's wire protocol as the pages speak it: settings, user ids, the binary frame
 // envelope and what each close code means for the person in front of the page.
 
+// The access token (server.security.access_token), when the server wants one: read from this
+// page's ?token=, kept for the tab, and passed on to every API call and to the links between pages.
+const TOKEN_KEY = "streamdiffusion.token";
+const token = readToken();
+carryTokenOnLinks();
+
+function readToken() {
+  const fromUrl = new URLSearchParams(location.search).get("token") || "";
+  try {
+    if (fromUrl) sessionStorage.setItem(TOKEN_KEY, fromUrl);
+    return fromUrl || sessionStorage.getItem(TOKEN_KEY) || "";
+  } catch {
+    return fromUrl; // storage can be switched off
+  }
+}
+
+/** `path` with the access token appended when there is one. */
+export function withToken(path) {
+  if (!token) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
+}
+
+function carryTokenOnLinks() {
+  if (!token || typeof document === "undefined") return;
+  for (const link of document.querySelectorAll('a[href^="/"]')) {
+    link.setAttribute("href", withToken(link.getAttribute("href")));
+  }
+}
+
 /** GET /api/{mode}/settings → {info, input_params, performance}. */
 export async function fetchSettings(mode) {
   let response;
   try {
-    response = await fetch(`/api/${mode}/settings`, { cache: "no-store" });
+    response = await fetch(withToken(`/api/${mode}/settings`), { cache: "no-store" });
   } catch {
     throw new Error("The server cannot be reached.");
   }
@@ -33,11 +62,11 @@ export function newUserId() {
 
 export function socketUrl(mode, userId) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/api/${mode}/ws/${encodeURIComponent(userId)}`;
+  return withToken(`${scheme}//${location.host}/api/${mode}/ws/${encodeURIComponent(userId)}`);
 }
 
 export function streamUrl(mode, userId) {
-  return `/api/${mode}/stream/${encodeURIComponent(userId)}`;
+  return withToken(`/api/${mode}/stream/${encodeURIComponent(userId)}`);
 }
 
 const encoder = new TextEncoder();

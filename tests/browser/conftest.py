@@ -16,13 +16,15 @@ from tests.browser.servers import OwnFrontend
 from tests.servers import free_port
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
+    """Per module: Playwright's sync API keeps an event loop running in this thread while it is open,
+    which would break asyncio.run() in any test that runs after it."""
     with sync_playwright() as playwright:
         yield playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     """Chromium whose fake camera (a 640x480 test pattern) is allowed without a prompt."""
     browser = launch(playwright_driver)

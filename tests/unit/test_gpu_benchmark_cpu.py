@@ -30,7 +30,7 @@ def test_gpu_benchmark_runs_on_the_cpu(tmp_path: Path) -> None:
         if line.startswith("| realtime") or line.startswith("| canvas")
     ]
     keys = {(cells[0].strip(), int(cells[1]), int(cells[2])) for cells in rows}
-    for batching in ("stacked", "service"):
+    for batching in ("stacked", "sequential"):
         for steps in (1, 2):
             for sessions in (1, 2):
                 assert (f"realtime {batching}", steps, sessions) in keys
