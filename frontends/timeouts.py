@@ -14,6 +14,11 @@ the same key) and log a warning naming both when they differ.
 
 `server.idle_timeout_s` needs no relation to it: a session idle that long is closed and its END
 sent; a quieter sequence inside a live session is freed by the model and restarted on the next frame.
+
+`server.infer_timeout_s` does: a frame may wait in Triton's queue that long, and if the model frees
+its sequence meanwhile (idle by the model's clock, which cannot see the queue) the frame fails and
+the sequence restarts. So the idle time should exceed the inference timeout (defaults 60 s and
+30 s); the frontends warn at start when it does not.
 """
 
 from __future__ import annotations
@@ -42,8 +47,22 @@ def idle_mismatch(settings: Settings, model_config: dict) -> str | None:
     )
 
 
+def idle_below_infer_timeout(settings: Settings) -> str | None:
+    """A warning when a queued frame could outlive its sequence's state, else None."""
+    idle, infer = settings.realtime.pipeline.sequence_idle_timeout_s, settings.server.infer_timeout_s
+    if idle > infer:
+        return None
+    return (
+        f"realtime.pipeline.sequence_idle_timeout_s ({idle:g} s) is not above server.infer_timeout_s ({infer:g} s): "
+        "under load a frame waiting in Triton's queue can find its sequence freed and fail"
+    )
+
+
 async def check_sequence_idle(pool: TritonPool, settings: Settings) -> None:
-    """Log the mismatch, if any; Triton not answering yet is not an error here."""
+    """Log what disagrees, if anything; Triton not answering yet is not an error here."""
+    rule = idle_below_infer_timeout(settings)
+    if rule:
+        log.warning("%s", rule)
     try:
         config = await pool.model_config(settings.triton.realtime_model)
     except TritonError as exc:

@@ -7,7 +7,7 @@ thread that sends its next frame when the previous answer arrived, as a webcam s
 realtime as one Triton sequence per session, canvas as one request per drawing.
 
     .venv/bin/python scripts/bench_batching.py [--config tests/config.test.yaml] [--sessions 1 2 4 8]
-        [--seconds 8] [--out docs/benchmarks-batching.md]
+        [--seconds 8] [--out artifacts/batching.md]
 """
 
 from __future__ import annotations

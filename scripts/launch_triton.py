@@ -38,7 +38,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 import urllib.error  # noqa: E402
 import urllib.request  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+from collections.abc import Mapping, Sequence  # noqa: E402
 from typing import IO  # noqa: E402
 
 from sdbackend.repository import (  # noqa: E402
@@ -161,6 +161,19 @@ def check_ports(endpoints: Endpoints) -> list[str]:
                 f"--{kind}-port, {PORT_KEYS[kind]} in the YAML, or {env}"
             )
     return problems
+
+
+def cpu_threads(env: Mapping[str, str], device: str, stubs: int) -> dict[str, str]:
+    """OMP_NUM_THREADS for the stubs on a CPU-only machine, unless the operator set it.
+
+    Each model runs in its own stub process, and torch gives each one thread per core. With both
+    models busy, the cores are oversubscribed and OpenMP's spinning threads starve each other: on 2
+    cores, 26 realtime plus 26 canvas sessions got 2.9 realtime results a second and inference
+    timeouts; with one thread per stub, 34 a second and none (scripts/soak_test.py).
+    """
+    if device != "cpu" or "OMP_NUM_THREADS" in env:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // max(1, stubs)))}
 
 
 def locate_for_this_python() -> TritonInstall:
@@ -393,6 +406,7 @@ def launch(args: argparse.Namespace) -> int:
         log_verbose=args.log_verbose,
     )
     env = server_environment(os.environ, install, repo_root=REPO_ROOT, config_file=config_file)
+    env.update(cpu_threads(os.environ, device, len(models)))
     problems = check_ports(endpoints)
 
     say(f"config {config_file}; models on {device}; tritonserver from {install.origin}")

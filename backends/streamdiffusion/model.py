@@ -117,7 +117,10 @@ class TritonPythonModel:
                 continue
             frames.append(SequenceFrame(sequence_id, bool(flags & FLAG_START), bool(flags & FLAG_END), item))
             places.append(i)
-        for i, outcome in zip(places, self._guard(self.service.handle, frames) or [], strict=True):
+        results = self._guard(self.service.handle, frames)
+        if isinstance(results, Exception):  # the whole group failed: every frame of it hears why
+            results = [results] * len(frames)
+        for i, outcome in zip(places, results, strict=True):
             outcomes[i] = outcome
         self._sequence_gauge.set(len(self.service.sequences))
         return outcomes

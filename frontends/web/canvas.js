@@ -228,18 +228,17 @@ function showStats() {
 
 function setupTools() {
   for (const color of SWATCHES) {
-    ui.swatches.append(
-      el("button", {
-        type: "button",
-        class: "swatch",
-        style: `background:${color}`,
-        title: color,
-        "aria-label": `Colour ${color}`,
-        "aria-pressed": String(color === ui.color.value),
-        "data-color": color,
-        onclick: () => pickColor(color),
-      }),
-    );
+    const swatch = el("button", {
+      type: "button",
+      class: "swatch",
+      title: color,
+      "aria-label": `Colour ${color}`,
+      "aria-pressed": String(color === ui.color.value),
+      "data-color": color,
+      onclick: () => pickColor(color),
+    });
+    swatch.style.background = color; // a style="" attribute would break the Content-Security-Policy
+    ui.swatches.append(swatch);
   }
   ui.color.addEventListener("input", () => pickColor(ui.color.value));
   ui.brush.addEventListener("click", () => pickTool("brush"));

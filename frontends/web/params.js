@@ -20,6 +20,9 @@ export class ParamsForm extends EventTarget {
     this.fields = new Map();
     this.timers = new Map();
     this.current = {};
+    // Enter in a field submits the form; nothing is submitted anywhere (and the Content-Security-Policy
+    // allows no inline handler attribute to say so)
+    container.addEventListener("submit", (event) => event.preventDefault());
     this.build();
   }
 

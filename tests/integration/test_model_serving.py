@@ -56,6 +56,14 @@ def live_sequences(triton_server) -> float:
     return float(match.group(1))
 
 
+def settled_live_sequences(triton_server) -> float:
+    """The live count once sequences other tests left behind have ended or expired."""
+    deadline = time.monotonic() + triton_server.settings.realtime.pipeline.sequence_idle_timeout_s + 10
+    while live_sequences(triton_server) > 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return live_sequences(triton_server)
+
+
 def decoded(data: bytes) -> np.ndarray:
     import io
 
@@ -81,7 +89,7 @@ def test_both_models_ready_with_their_facts(client) -> None:
 
 def test_realtime_sequence_lifecycle(client, triton_server) -> None:
     sid = sequence_id()
-    before = live_sequences(triton_server)
+    before = settled_live_sequences(triton_server)
     frames = [jpeg(scene(SIZE, i)) for i in range(3)]
     for i, frame in enumerate(frames):
         result = client.infer(REALTIME, inputs(frame, PROMPT="a cat"), sequence_id=sid, sequence_start=i == 0)
@@ -141,12 +149,14 @@ def test_concurrent_sequences_batched_equal_each_alone(client) -> None:
     executions_after, inferences_after = batch_counts(client)
     for k in frames:
         end(client, ids[k])
-    assert inferences_after - inferences == 12
+    assert inferences_after - inferences == 12, (executions, inferences, executions_after, inferences_after)
     assert executions_after - executions < 12, "some frames were batched together"
-    for k in frames:  # batched float sums differ from single ones in the last bits only
-        for mine, reference in zip(together[k], alone[k], strict=True):
+    # Batched float sums differ from single ones in the last bits; after JPEG that can move a few
+    # levels here and there. Another sequence's frame would differ everywhere (tens of levels).
+    for k in frames:
+        for i, (mine, reference) in enumerate(zip(together[k], alone[k], strict=True)):
             difference = np.abs(decoded(mine).astype(int) - decoded(reference).astype(int))
-            assert difference.max() <= 3, f"sequence {k} differs by up to {difference.max()} levels"
+            assert difference.mean() < 1.0, f"sequence {k} frame {i}: mean difference {difference.mean():.2f} levels"
     assert together[0] != together[1]
 
 
@@ -156,7 +166,7 @@ def batch_counts(client) -> tuple[int, int]:
 
 
 def test_idle_sequence_state_is_freed(client, triton_server) -> None:
-    before = live_sequences(triton_server)
+    before = settled_live_sequences(triton_server)
     client.infer(REALTIME, inputs(jpeg(scene(SIZE, 1))), sequence_id=sequence_id(), sequence_start=True)
     assert live_sequences(triton_server) == before + 1
     idle = triton_server.settings.realtime.pipeline.sequence_idle_timeout_s

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 STUB_NAME = "triton_python_backend_stub"
-UNLOAD_WAIT_S = 60.0
+UNLOAD_WAIT_S = 10.0
 FIRST_RETRY_S = 10.0
 MAX_RETRY_S = 300.0
 
@@ -121,7 +121,7 @@ class StubWatchdog:
     def reload(self, model: str) -> bool:
         base = f"http://{self.http_url}/v2/repository/models/{model}"
         _post(f"{base}/unload", 10.0)
-        self._wait_unloaded(model)
+        self._wait_unloading(model)
         status, body = _post(f"{base}/load", self.load_timeout_s)
         self.reloads += 1
         if status == 200:
@@ -135,10 +135,13 @@ class StubWatchdog:
         self.say(f"watchdog: reloading {model} failed ({status}: {body[:300]}); next try in {pause:.0f} s")
         return False
 
-    def _wait_unloaded(self, model: str) -> None:
+    def _wait_unloading(self, model: str) -> None:
+        """Until Triton took the unload in hand. An instance whose stub died never finishes unloading
+        (it waits for the stub's answer), so waiting for UNAVAILABLE would wait forever; the load
+        goes ahead beside it, and the stale instance only delays a later shutdown by Triton's exit timeout."""
         deadline = self._clock() + UNLOAD_WAIT_S
         while self._clock() < deadline:
             states = model_states(self.http_url)
-            if states is None or states.get(model) not in ("READY", "UNLOADING"):
+            if states is None or states.get(model) != "READY":
                 return
-            time.sleep(0.2)
+            time.sleep(0.1)

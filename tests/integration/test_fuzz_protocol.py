@@ -1,0 +1,55 @@
+"""A short fuzz run of the wire protocol (scripts/fuzz_protocol.py) against a real frontends process
+and the session's tritonserver: random and mutated frames and control messages; the server must
+answer every one, keep every session open, stay up, and leave a canary session unaffected.
+
+The long run is the script itself: `.venv/bin/python scripts/fuzz_protocol.py --examples 2000`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.servers import FrontendServer, TritonServer, launch_frontends
+
+pytestmark = pytest.mark.triton
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fuzz_protocol.py"
+EXAMPLES = 60
+
+
+@pytest.fixture(scope="module")
+def fuzz_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("fuzz_protocol", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fuzz_protocol"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def fuzzed_frontend(triton_server: TritonServer, fuzz_script: ModuleType) -> Iterator[FrontendServer]:
+    """Its own process: if fuzzing kills it, the other tests' frontends are not the casualty."""
+    server = launch_frontends(triton_server, fuzz_script.FUZZ_OVERRIDES)
+    yield server
+    server.server.stop()
+
+
+def test_random_and_mutated_messages_are_all_answered(fuzzed_frontend: FrontendServer, fuzz_script: ModuleType):
+    process = fuzzed_frontend.server.process
+    stats = fuzz_script.fuzz(
+        fuzzed_frontend.base_url, EXAMPLES, seed_value=1, answer_timeout=120, alive=lambda: process.poll() is None
+    )
+    assert stats.examples >= EXAMPLES
+    assert stats.messages["binary"] > 0 and stats.messages["text"] > 0
+    assert stats.outcomes["part"] > 0, "some frames went all the way through Triton"
+    assert stats.outcomes["error"] > 0
+    assert stats.canary_frames >= EXAMPLES // 10
+    assert process.poll() is None
+    tracebacks = [n for n, line in enumerate(fuzzed_frontend.server.lines) if "Traceback" in line]
+    assert not tracebacks, "\n".join(fuzzed_frontend.server.lines[tracebacks[0] - 5 : tracebacks[0] + 30])
