@@ -8,6 +8,9 @@ Route map (mode is realtime or canvas, for each mode this process serves):
                                         deprecated aliases of the realtime routes
     GET  /healthz  /readyz  /metrics
     GET  /  /realtime  /canvas  /static/...   the pages in frontends/web/
+
+Every answer gets the security headers; with server.security.access_token set, /api/* and /metrics
+need the token (frontends/security.py, docs/security.md).
 """
 
 from __future__ import annotations

@@ -48,7 +48,8 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011
     """The session failed on the server's side (logged there)."""
     TRY_AGAIN_LATER = 1013
-    """server.max_sessions_per_mode sessions of this mode are open."""
+    """server.max_sessions_per_mode sessions of this mode are open, or server.security.max_sessions_per_client
+    sessions of this client address."""
     REPLACED = 4001
     """A newer connection with the same user_id took over (server.duplicate_user: replace)."""
     DUPLICATE_USER = 4002

@@ -164,8 +164,11 @@ def main() -> int:
                 for label in ("on", "off"):
                     measured[label] = measure(servers[label], model, mode == "realtime", n, args.seconds, size)
                     r = measured[label]
-                    print(f"{mode:<9}{n:>3} sessions  batching {label:<3}  {r.fps:7.1f} fps  p50 {r.p50_ms:7.1f} ms  "
-                          f"p95 {r.p95_ms:7.1f} ms", file=sys.stderr)
+                    print(
+                        f"{mode:<9}{n:>3} sessions  batching {label:<3}  {r.fps:7.1f} fps  p50 {r.p50_ms:7.1f} ms  "
+                        f"p95 {r.p95_ms:7.1f} ms",
+                        file=sys.stderr,
+                    )
                 rows.append((mode, n, measured["on"], measured["off"]))
     finally:
         for server in servers.values():

@@ -22,7 +22,8 @@ TOKEN = secrets.token_urlsafe(24)
 WATCH_CSP = """
 window.__cspViolations = [];
 document.addEventListener("securitypolicyviolation", (event) => {
-  window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI} ${event.sourceFile}:${event.lineNumber}:${event.columnNumber} ${event.sample}`);
+  const where = `${event.sourceFile}:${event.lineNumber}:${event.columnNumber}`;
+  window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI} ${where} ${event.sample}`);
 });
 """
 

@@ -94,6 +94,14 @@ def wait_until(condition, what: str, timeout: float = 120.0, every: float = 0.2)
     pytest.fail(f"not within {timeout:.0f} s: {what}")
 
 
+def report(what: str, since: float, errors: int | None = None, at: float | None = None) -> None:
+    """How long recovery took, for docs/reliability.md (shown with pytest -s; never asserted)."""
+    took = (at or time.monotonic()) - since
+    print(
+        f"[faults] {what}: {took:.1f} s" + (f", {errors} frames answered with an error" if errors is not None else "")
+    )
+
+
 # --------------------------------------------------------------------------- the stack
 
 
@@ -189,6 +197,7 @@ def test_a_dead_model_stub_is_reported_and_reloaded_by_the_launcher(stack: Stack
                 assert await user.frame() == "part"
 
             os.kill(stub_of(stack.triton, CANVAS), signal.SIGKILL)
+            killed = time.monotonic()
             observed["error"] = await canvas.frame()
             assert await realtime.frame() == "part", "the other model is unaffected"
 
@@ -197,6 +206,7 @@ def test_a_dead_model_stub_is_reported_and_reloaded_by_the_launcher(stack: Stack
             )
             observed["unready"] = report
             observed["errors while reloading"] = await canvas.until_part(others=(realtime,))
+            report("stub killed -> canvas results again", killed, len(observed["errors while reloading"]))
             assert await realtime.frame() == "part"
             for user in (canvas, realtime):
                 await user.close()
@@ -226,6 +236,7 @@ def test_triton_killed_mid_session_then_back_on_the_same_ports(stack: Stack):
                 assert await user.frame() == "part"
 
             os.kill(tritonserver_pid(stack.triton), signal.SIGKILL)
+            killed = time.monotonic()
             await asyncio.to_thread(stack.triton.server.process.wait, 60)  # the launcher notices and exits
             outcome["errors"] = [await user.frame() for user in users]
             outcome["health while down"] = await asyncio.to_thread(healthz, base)
@@ -234,7 +245,12 @@ def test_triton_killed_mid_session_then_back_on_the_same_ports(stack: Stack):
             stack.triton = await asyncio.to_thread(
                 launch_triton, stack.tmp / "second", ports=ports, extra_env={"SD__TRITON__WATCHDOG_INTERVAL_S": "1"}
             )
-            outcome["errors on the way back"] = [await user.until_part() for user in users]
+            restarted = time.monotonic()
+            outcome["errors on the way back"] = [
+                await user.until_part(others=tuple(u for u in users if u is not user)) for user in users
+            ]
+            report("tritonserver killed -> restarted and ready", killed, at=restarted)
+            report("restarted -> results in both modes", restarted, sum(map(len, outcome["errors on the way back"])))
             outcome["live during"] = live_sequences(stack.triton.metrics_url, REALTIME)
             for user in users:
                 await user.close()
@@ -264,8 +280,10 @@ def test_sigterm_drains_sessions_with_1001_and_ends_their_sequences(triton_serve
                 assert await user.frame() == "part"
             seen["live during"] = live_sequences(triton_server.metrics_url, REALTIME)
             frontend.server.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
             seen["closes"] = [(await user.client.expect("closed", wait_s=60))["code"] for user in users]
             seen["stream ends"] = [await user.stream.next_part(wait_s=60) for user in users]
+            report("SIGTERM -> every session closed with 1001", signalled)
             for user in users:
                 await user.close()
 
