@@ -201,10 +201,10 @@ def test_a_dead_model_stub_is_reported_and_reloaded_by_the_launcher(stack: Stack
             observed["error"] = await canvas.frame()
             assert await realtime.frame() == "part", "the other model is unaffected"
 
-            _, report = await asyncio.to_thread(
+            _, unready = await asyncio.to_thread(
                 wait_until, lambda: (r := readyz(base))[0] == 503 and r, "/readyz says not ready", 60, 0.05
             )
-            observed["unready"] = report
+            observed["unready"] = unready
             observed["errors while reloading"] = await canvas.until_part(others=(realtime,))
             report("stub killed -> canvas results again", killed, len(observed["errors while reloading"]))
             assert await realtime.frame() == "part"
