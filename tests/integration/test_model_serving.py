@@ -161,8 +161,16 @@ def test_concurrent_sequences_batched_equal_each_alone(client) -> None:
 
 
 def batch_counts(client) -> tuple[int, int]:
-    stats = client.get_inference_statistics(REALTIME, as_json=True)["model_stats"][0]
-    return int(stats.get("execution_count", 0)), int(stats.get("inference_count", 0))
+    """(executions, inferences) once settled: Triton updates its statistics after answering."""
+    previous = None
+    for _ in range(40):
+        stats = client.get_inference_statistics(REALTIME, as_json=True)["model_stats"][0]
+        counts = int(stats.get("execution_count", 0)), int(stats.get("inference_count", 0))
+        if counts == previous:
+            return counts
+        previous = counts
+        time.sleep(0.25)
+    return counts
 
 
 def test_idle_sequence_state_is_freed(client, triton_server) -> None:
@@ -187,6 +195,13 @@ def test_canvas_is_deterministic_per_seed(client) -> None:
     assert canvas(client, drawing, PROMPT="a house", SEED=4) == first
     assert canvas(client, drawing, PROMPT="a house", SEED=5) != first
     assert decoded(first).shape == (SIZE, SIZE, 3)
+
+
+def test_canvas_without_guidance(client) -> None:
+    drawing = png(scene(SIZE, 8))
+    for scale in (0.0, 1.0, 2.0):
+        assert decoded(canvas(client, drawing, SEED=1, GUIDANCE_SCALE=scale)).shape == (SIZE, SIZE, 3)
+    assert canvas(client, drawing, SEED=1, GUIDANCE_SCALE=1.0) != canvas(client, drawing, SEED=1, GUIDANCE_SCALE=2.0)
 
 
 def test_canvas_output_is_of_this_drawing(client) -> None:

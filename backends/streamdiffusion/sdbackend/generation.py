@@ -77,7 +77,21 @@ class ImageGenerator:
 
     @torch.inference_mode()
     def prepare(self, stream: StreamDiffusion, params: GenerationParams) -> None:
-        """Embeddings, timesteps and seeded noise; the stream's own CPU generator keeps users apart."""
+        """Embeddings, timesteps and seeded noise; the stream's own CPU generator keeps users apart.
+
+        Without guidance (scale <= 1) streamdiffusion 0.1.1's prepare() still reads unconditional
+        embeddings for cfg "initialize"/"full" that it did not compute, so it is prepared as "self"
+        then, which with scale <= 1 runs the same arithmetic as no guidance.
+        """
+        cfg_type = stream.cfg_type
+        if params.guidance_scale <= 1.0 and cfg_type in ("initialize", "full"):
+            stream.cfg_type = "self"
+        try:
+            self._prepare(stream, params)
+        finally:
+            stream.cfg_type = cfg_type
+
+    def _prepare(self, stream: StreamDiffusion, params: GenerationParams) -> None:
         stream.prepare(
             prompt=params.prompt,
             negative_prompt=params.negative_prompt,
