@@ -63,6 +63,7 @@ FUZZ_OVERRIDES = {
 """What a stack needs so that every message of a fuzz run gets an outcome that can be waited for."""
 TEXT_REPLIES = ("pong", "params_updated", "error")
 CANARY_FRAME_EVERY = 10
+KEEPALIVE_S = 5.0
 
 
 # --------------------------------------------------------------------------- pictures
@@ -286,6 +287,9 @@ class Fuzzer:
         self.canary_stream: StreamReader | None = None
         self.pictures: list[bytes] = []
         self.size = 0
+        self.last_error = ""
+        self.current: Case | None = None
+        self._keepalive: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.http = aiohttp.ClientSession()
@@ -297,9 +301,20 @@ class Fuzzer:
         assert (await self.canary.connect())["status"] == "connected"
         self.canary_stream = StreamReader(self.http, self.canary.stream_url)
         assert (await self.canary_stream.start()).status == 200
+        self._keepalive = asyncio.create_task(self._keep_canary_alive())
         await self.check_canary(with_frame=True)
 
+    async def _keep_canary_alive(self) -> None:
+        """A ping now and then, so a slow example does not idle the canary out (it would hide the cause)."""
+        assert self.canary is not None
+        while True:
+            await asyncio.sleep(KEEPALIVE_S)
+            if self.canary.ws is not None and not self.canary.ws.closed:
+                await self.canary.send_json({"status": "ping"})
+
     async def stop(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         if self.canary is not None:
             await self.canary.close()
         if self.canary_stream is not None:
@@ -314,14 +329,17 @@ class Fuzzer:
         reply = await self.canary.expect("pong", wait_s=self.answer_timeout)
         assert reply["status"] == "pong", f"the canary session got {reply} instead of a pong"
         if with_frame:
-            await self.canary.send_frame(self.pictures[0], seed=self.stats.canary_frames)
-            part = await self.canary_stream.next_part(wait_s=self.answer_timeout)
-            assert part is not None, "the canary's stream ended"
+            self.canary.drain()
+            outcome = await self.answer(
+                self.canary, self.canary_stream, encode_frame({"seed": self.stats.canary_frames}, self.pictures[0])
+            )
+            assert outcome == "part", f"the canary's drawing got {self.last_error!r} instead of its picture"
             self.stats.canary_frames += 1
 
     async def run_case(self, case: Case) -> None:
         assert self.http is not None
         number = self.stats.examples = self.stats.examples + 1
+        self.current = case
         client = ProtocolClient(self.http, self.base_url, case.mode, f"fuzz-{number}")
         stream = StreamReader(self.http, client.stream_url)
         try:
@@ -359,7 +377,8 @@ class Fuzzer:
             assert result is not None, f"the stream ended after binary {message[:120]!r}"
             return "part"
         assert result["status"] == "error", f"the server closed the session ({result}) after binary {message[:120]!r}"
-        self.stats.errors[_gist(result.get("message", ""))] += 1
+        self.last_error = str(result.get("message", ""))
+        self.stats.errors[_gist(self.last_error)] += 1
         return "error"
 
 
@@ -380,7 +399,11 @@ def fuzz(base_url: str, examples: int, seed_value: int, answer_timeout: float, a
         )
         @given(case=cases(fuzzer.pictures))
         def property_holds(case: Case) -> None:
-            loop.run(fuzzer.run_case(case), budget)
+            try:
+                loop.run(fuzzer.run_case(case), budget)
+            except BaseException:
+                print(f"[fuzz] example {fuzzer.stats.examples} failed: {case!r:.3000}", flush=True)
+                raise
 
         property_holds()
         loop.run(fuzzer.check_canary(with_frame=True), budget)
@@ -421,8 +444,8 @@ def main(argv: list[str] | None = None) -> int:
                 pid = stack.frontend_pid
                 print(f"[fuzz] {args.examples} examples against {stack.base_url}", flush=True)
                 stats = fuzz(stack.base_url, args.examples, args.seed, args.answer_timeout, lambda: _running(pid))
-    except AssertionError as exc:
-        print(f"[fuzz] FAILED after {time.monotonic() - started:.0f} s: {exc}", flush=True)
+    except Exception as exc:  # hypothesis may wrap the failure (FlakyFailure) when a replay differs
+        print(f"[fuzz] FAILED after {time.monotonic() - started:.0f} s: {exc!r}", flush=True)
         return 1
     print(
         json.dumps(
