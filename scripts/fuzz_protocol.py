@@ -401,8 +401,8 @@ def fuzz(base_url: str, examples: int, seed_value: int, answer_timeout: float, a
         def property_holds(case: Case) -> None:
             try:
                 loop.run(fuzzer.run_case(case), budget)
-            except BaseException:
-                print(f"[fuzz] example {fuzzer.stats.examples} failed: {case!r:.3000}", flush=True)
+            except BaseException as exc:
+                print(f"[fuzz] example {fuzzer.stats.examples} failed with {exc!r}: {case!r:.3000}", flush=True)
                 raise
 
         property_holds()

@@ -58,7 +58,11 @@ def settled(page: Page, traffic: Traffic, at_least: int) -> Shown:
         if not np.array_equal(pixels(traffic.frames[-1].image), canvas_pixels(page)):
             return None
         picture = shown(page)
-        return picture if picture and picture.frames == sent else None
+        if not picture or picture.frames != sent:
+            return None
+        page.wait_for_timeout(300)  # the <img> may still be swapping in the last part's blob
+        again = shown(page)
+        return picture if again and again.hash == picture.hash and again.frames == sent else None
 
     return wait_until(page, done, f"the current drawing sent and all of at least {at_least} drawings answered")
 
