@@ -158,9 +158,9 @@ def test_server_going_away_is_shown_and_drawing_resumes(page: Page, own_frontend
     own_frontend.start()
     expect(page.locator("#badge")).to_have_attribute("data-state", "live", timeout=60_000)
     sent = len(traffic.frames)
+    before = results_count(page)  # read before drawing: the result may arrive as soon as it is sent
     stroke(page, (0.9, 0.1), (0.1, 0.9))
     wait_until(page, lambda: len(traffic.frames) > sent, "a drawing sent on the new connection")
-    before = results_count(page)
     wait_until(page, lambda: results_count(page) > before, "its result")
 
 
