@@ -28,6 +28,8 @@ BOUNDARY = "frame"
 CONTENT_TYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
 PREAMBLE = f"--{BOUNDARY}\r\n".encode()
 VIEWER_STALL_S = 10.0
+GONE_CHECK_S = 2.0
+"""How often an idle stream checks that its client is still connected."""
 """A canvas viewer that has not taken a part for this long no longer holds the session back."""
 
 
@@ -106,6 +108,7 @@ async def serve_stream(
     )
     await response.prepare(request)
     slot = hub.subscribe()
+    watcher = asyncio.create_task(_unsubscribe_when_gone(request, hub, slot))
     try:
         await response.write(PREAMBLE)
         while True:
@@ -117,5 +120,21 @@ async def serve_stream(
     except (SlotClosed, ConnectionResetError):
         pass
     finally:
+        watcher.cancel()
         hub.unsubscribe(slot)
     return response
+
+
+async def _unsubscribe_when_gone(request: web.Request, hub: StreamHub, slot: LatestSlot[Part]) -> None:
+    """End the stream of a client that left while no part was coming (an idle canvas).
+
+    aiohttp does not cancel a handler when its client disconnects, and a write is what would
+    notice; without this, a page that reopens its stream (after a proxy timeout, say) would leave
+    handlers behind that count against server.security.max_sessions_per_client.
+    """
+    while True:
+        await asyncio.sleep(GONE_CHECK_S)
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            hub.unsubscribe(slot)  # closes the slot: the handler's get() ends
+            return

@@ -288,11 +288,11 @@ class Fuzzer:
         self.pictures: list[bytes] = []
         self.size = 0
         self.last_error = ""
-        self.current: Case | None = None
         self._keepalive: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.http = aiohttp.ClientSession()
+        # no total timeout: aiohttp's default (5 minutes) would end the canary's MJPEG stream mid-run
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
         async with self.http.get(f"{self.base_url}/api/canvas/settings") as answer:
             assert answer.status == 200, f"the stack is not ready: /api/canvas/settings answered {answer.status}"
             self.size = int((await answer.json())["info"]["width"])
@@ -339,7 +339,6 @@ class Fuzzer:
     async def run_case(self, case: Case) -> None:
         assert self.http is not None
         number = self.stats.examples = self.stats.examples + 1
-        self.current = case
         client = ProtocolClient(self.http, self.base_url, case.mode, f"fuzz-{number}")
         stream = StreamReader(self.http, client.stream_url)
         try:

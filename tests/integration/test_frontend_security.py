@@ -270,6 +270,30 @@ def test_sessions_and_streams_per_address_are_limited(settings):
     asyncio.run(scenario())
 
 
+def test_a_stream_whose_client_left_stops_counting(settings):
+    """A page reopening its MJPEG stream on an idle canvas (no part would reveal the gone client)."""
+    limited = secured(settings, max_sessions_per_client=1)
+
+    async def scenario() -> list[int]:
+        async with serve_in_process(limited) as base, aiohttp.ClientSession() as http:
+            client = ProtocolClient(http, base, "canvas", "reopener")
+            assert (await client.connect())["status"] == "connected"
+            statuses = []
+            for _ in range(3):
+                for _ in range(100):
+                    stream = await http.get(client.stream_url)
+                    if stream.status == 200:
+                        break
+                    stream.close()
+                    await asyncio.sleep(0.1)
+                statuses.append(stream.status)
+                stream.close()  # the client leaves; the session stays
+            await client.close()
+            return statuses
+
+    assert asyncio.run(scenario()) == [200, 200, 200]
+
+
 def test_messages_per_address_are_limited_over_all_its_sessions(settings):
     limited = with_overrides(
         secured(settings, max_messages_per_second_per_client=10), "server", max_messages_per_second=1000
