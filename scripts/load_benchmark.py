@@ -39,6 +39,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,25 @@ def require_loopback(url: str) -> None:
         raise SystemExit(f"load_benchmark: {url} is not a loopback address; this benchmark only runs locally")
 
 
+@contextlib.asynccontextmanager
+async def connected(
+    http: aiohttp.ClientSession, base: str, mode: str, user: str, result: ClientResult
+) -> AsyncIterator[tuple[ProtocolClient, InFlight]]:
+    """A protocol session with its MJPEG stream read in the background into `result`."""
+    client = ProtocolClient(http, base, mode, user)
+    await client.connect()
+    stream = StreamReader(http, client.stream_url)
+    await stream.start()
+    in_flight = InFlight()
+    reader = asyncio.create_task(in_flight.collect(stream, result))
+    try:
+        yield client, in_flight
+    finally:
+        reader.cancel()
+        await client.close()
+        await stream.stop()
+
+
 async def realtime_client(
     http: aiohttp.ClientSession,
     base: str,
@@ -188,13 +208,7 @@ async def realtime_client(
     drain_s: float,
 ) -> ClientResult:
     result = ClientResult()
-    client = ProtocolClient(http, base, "realtime", user)
-    await client.connect()
-    stream = StreamReader(http, client.stream_url)
-    await stream.start()
-    in_flight = InFlight()
-    reader = asyncio.create_task(in_flight.collect(stream, result))
-    try:
+    async with connected(http, base, "realtime", user, result) as (client, in_flight):
         while time.monotonic() < deadline and result.sent < max_frames:
             message = await client.next_message(wait_s=max(1.0, deadline - time.monotonic() + DRAIN_S))
             if message["status"] == "error":
@@ -206,10 +220,6 @@ async def realtime_client(
                 await client.send_frame(frames[result.sent % len(frames)], prompt="a watercolor street")
                 result.sent += 1
         await in_flight.wait_below(1, drain_s)
-    finally:
-        reader.cancel()
-        await client.close()
-        await stream.stop()
     return result
 
 
@@ -223,13 +233,7 @@ async def canvas_client(
     window: int,
 ) -> ClientResult:
     result = ClientResult()
-    client = ProtocolClient(http, base, "canvas", user)
-    await client.connect()
-    stream = StreamReader(http, client.stream_url)
-    await stream.start()
-    in_flight = InFlight()
-    reader = asyncio.create_task(in_flight.collect(stream, result))
-    try:
+    async with connected(http, base, "canvas", user, result) as (client, in_flight):
         while time.monotonic() < deadline and result.sent < max_frames:
             await in_flight.wait_below(window, max(0.0, deadline - time.monotonic()))
             if len(in_flight) >= window:
@@ -239,10 +243,6 @@ async def canvas_client(
             result.sent += 1
         await in_flight.wait_below(1, DRAIN_S)
         result.errors += [m["message"] for m in client.drain() if m["status"] == "error"]
-    finally:
-        reader.cancel()
-        await client.close()
-        await stream.stop()
     return result
 
 
