@@ -4,10 +4,15 @@ Starts two tritonservers through the launcher with the same configuration, one w
 `realtime.pipeline.batch_across_sequences` on and one with it off, then for each session count
 alternates between them (so drift on a shared machine hits both alike). Each session is a client
 thread that sends its next frame when the previous answer arrived, as a webcam session does:
-realtime as one Triton sequence per session, canvas as one request per drawing.
+realtime as one Triton sequence per session, canvas as one request per drawing. "mean batch" is
+what Triton handed the model per execution (its inference and execution counts).
+
+On a CPU-only machine each model gets --threads intra-op threads (triton.cpu_threads_per_model);
+the default gives the model under test every core, as a GPU model has the whole GPU (only one
+model is busy at a time here). Several values run the whole table once per value.
 
     .venv/bin/python scripts/bench_batching.py [--config tests/config.test.yaml] [--sessions 1 2 4 8]
-        [--seconds 8] [--out artifacts/batching.md]
+        [--seconds 8] [--threads 2 1] [--modes realtime canvas] [--out artifacts/batching.md]
 """
 
 from __future__ import annotations
@@ -21,17 +26,19 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from sdconfig import load_settings  # noqa: E402
+from sdconfig import Settings, load_settings  # noqa: E402
 
 
 def free_port() -> int:
@@ -44,14 +51,16 @@ def free_port() -> int:
 class Server:
     label: str
     url: str
+    metrics_url: str
     process: subprocess.Popen[str]
 
 
-def start_server(label: str, config: Path, batching: bool, run_dir: Path) -> Server:
+def start_server(label: str, config: Path, batching: bool, threads: int, run_dir: Path) -> Server:
     grpc, http, metrics = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "SD__REALTIME__PIPELINE__BATCH_ACROSS_SEQUENCES": "true" if batching else "false",
+        "SD__TRITON__CPU_THREADS_PER_MODEL": str(threads),
         "SD__TRITON__LOG_FILE": str(run_dir / f"{label}.log"),
         "PYTHONUNBUFFERED": "1",
     }
@@ -63,7 +72,7 @@ def start_server(label: str, config: Path, batching: bool, run_dir: Path) -> Ser
     for line in process.stdout:
         if line.startswith("READY"):
             threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
-            return Server(label, f"127.0.0.1:{grpc}", process)
+            return Server(label, f"127.0.0.1:{grpc}", f"http://127.0.0.1:{metrics}/metrics", process)
         print(f"  [{label}] {line.rstrip()}", file=sys.stderr)
     raise SystemExit(f"{label}: tritonserver did not start (see {run_dir / label}.log)")
 
@@ -106,17 +115,31 @@ def session(url: str, model: str, stateful: bool, pictures: list[bytes], stop_at
     return latencies
 
 
+def counts(server: Server, model: str) -> tuple[float, float]:
+    """Triton's (inferences, executions) of `model` so far."""
+    with urllib.request.urlopen(server.metrics_url, timeout=10) as answer:
+        text = answer.read().decode()
+    found = {"nv_inference_count": 0.0, "nv_inference_exec_count": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:  # the parser names a counter's samples <family>_total
+            if family.name in found and sample.name.endswith("_total") and sample.labels.get("model") == model:
+                found[family.name] += sample.value
+    return found["nv_inference_count"], found["nv_inference_exec_count"]
+
+
 @dataclass
 class Result:
     fps: float
     p50_ms: float
     p95_ms: float
     frames: int
+    mean_batch: float
 
 
 def measure(server: Server, model: str, stateful: bool, sessions: int, seconds: float, size: int) -> Result:
     pictures = frames(size, 30, 0)
     session(server.url, model, stateful, pictures, time.monotonic() + 1.0, 10**9)  # warm-up
+    inferences, executions = counts(server, model)
     stop_at = time.monotonic() + seconds
     results: list[list[float]] = [[] for _ in range(sessions)]
     started = time.monotonic()
@@ -130,33 +153,34 @@ def measure(server: Server, model: str, stateful: bool, sessions: int, seconds: 
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
+    inferences_after, executions_after = counts(server, model)
     every = sorted(x for r in results for x in r)
     return Result(
         fps=len(every) / elapsed,
         p50_ms=statistics.median(every) * 1000,
         p95_ms=every[int(0.95 * (len(every) - 1))] * 1000,
         frames=len(every),
+        mean_batch=(inferences_after - inferences) / max(1.0, executions_after - executions),
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=ROOT / "tests" / "config.test.yaml")
-    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--modes", nargs="+", default=["realtime", "canvas"])
-    parser.add_argument("--run-dir", type=Path, default=ROOT / "run" / "bench-batching")
-    parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
-    args = parser.parse_args()
+Rows = list[tuple[str, int, Result, Result]]
+"""(mode, sessions, batching on, batching off) per cell."""
 
-    settings = load_settings(args.config)
+
+def measure_all(args: argparse.Namespace, settings: Settings, threads: int) -> Rows:
+    """Every (mode, sessions) cell on a pair of servers whose models have `threads` threads each."""
     size = settings.pipeline.width
-    args.run_dir.mkdir(parents=True, exist_ok=True)
-    print(f"starting two tritonservers ({args.config.name}, {size}x{size}) ...", file=sys.stderr)
-    servers = {"on": start_server("on", args.config, True, args.run_dir)}
-    servers["off"] = start_server("off", args.config, False, args.run_dir)
+    run_dir = args.run_dir / f"threads-{threads}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    print(
+        f"starting two tritonservers ({args.config.name}, {size}x{size}, {threads} threads per model) ...",
+        file=sys.stderr,
+    )
+    servers = {"on": start_server("on", args.config, True, threads, run_dir)}
     rows = []
     try:
+        servers["off"] = start_server("off", args.config, False, threads, run_dir)
         for mode in args.modes:
             model = settings.model_name(mode)
             for n in args.sessions:
@@ -165,8 +189,8 @@ def main() -> int:
                     measured[label] = measure(servers[label], model, mode == "realtime", n, args.seconds, size)
                     r = measured[label]
                     print(
-                        f"{mode:<9}{n:>3} sessions  batching {label:<3}  {r.fps:7.1f} fps  p50 {r.p50_ms:7.1f} ms  "
-                        f"p95 {r.p95_ms:7.1f} ms",
+                        f"{mode:<9}{n:>3} sessions  {threads} threads  batching {label:<3}  {r.fps:7.1f} fps  "
+                        f"p50 {r.p50_ms:7.1f} ms  p95 {r.p95_ms:7.1f} ms  mean batch {r.mean_batch:.2f}",
                         file=sys.stderr,
                     )
                 rows.append((mode, n, measured["on"], measured["off"]))
@@ -174,24 +198,52 @@ def main() -> int:
         for server in servers.values():
             server.process.terminate()
             server.process.wait(30)
+    return rows
 
+
+def table(args: argparse.Namespace, settings: Settings, results: dict[int, Rows]) -> str:
+    config = args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config
+    size = settings.pipeline.width
     lines = [
-        f"Configuration: {args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config}, "
-        f"{size}x{size}, {args.seconds:g} s per cell, {os.cpu_count()} CPU cores.",
+        f"Configuration: {config}, {size}x{size}, {args.seconds:g} s per cell, {os.cpu_count()} CPU cores.",
         "",
-        "| mode | sessions | fps on | fps off | gain | p50 on (ms) | p50 off (ms) | p95 on (ms) | p95 off (ms) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| mode | threads per model | sessions | fps on | fps off | gain | p50 on (ms) | p50 off (ms) "
+        "| p95 on (ms) | p95 off (ms) | mean batch on |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for mode, n, on, off in rows:
-        lines.append(
-            f"| {mode} | {n} | {on.fps:.1f} | {off.fps:.1f} | {on.fps / off.fps:.2f}x | {on.p50_ms:.0f} | "
-            f"{off.p50_ms:.0f} | {on.p95_ms:.0f} | {off.p95_ms:.0f} |"
-        )
-    table = "\n".join(lines)
-    print(table)
+    for threads, rows in results.items():
+        for mode, n, on, off in rows:
+            lines.append(
+                f"| {mode} | {threads} | {n} | {on.fps:.1f} | {off.fps:.1f} | {on.fps / off.fps:.2f}x | "
+                f"{on.p50_ms:.0f} | {off.p50_ms:.0f} | {on.p95_ms:.0f} | {off.p95_ms:.0f} | {on.mean_batch:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=ROOT / "tests" / "config.test.yaml")
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--modes", nargs="+", default=["realtime", "canvas"])
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[os.cpu_count() or 1],
+        help="intra-op threads per model on the CPU (default: every core)",
+    )
+    parser.add_argument("--run-dir", type=Path, default=ROOT / "run" / "bench-batching")
+    parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
+    args = parser.parse_args()
+
+    settings = load_settings(args.config)
+    results = {threads: measure_all(args, settings, threads) for threads in args.threads}
+    text = table(args, settings, results)
+    print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table + "\n")
+        args.out.write_text(text + "\n")
     return 0
 
 

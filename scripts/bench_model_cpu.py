@@ -1,20 +1,25 @@
 #!/usr/bin/env python3
-"""Per-frame time of the configured model, the way the realtime variant runs it, without Triton.
+"""Realtime frame time of the configured model in process (no Triton): alone and in a batch of
+sessions, NCHW and channels-last memory, side by side.
 
-    python scripts/bench_model_cpu.py [--config config.yaml] [--sizes 128 512] [--runs 7]
+    python scripts/bench_model_cpu.py [--config config.yaml] [--sizes 128 512] [--batch 4]
+        [--threads N] [--runs 9]
 
-One frame is VAE encode + the UNet over the denoising batch (one call for all of t_index_list)
-+ VAE decode, timed for the full VAE and the AutoencoderTiny; the median of --runs frames after
-two warm-up frames is printed. Runs on the configured device (the CPU here), so it also tells
-whether a model is small enough for CPU tests.
+A frame is what the realtime model does per request: VAE encode, the UNet over the stream batch,
+VAE decode, through `ImageGenerator.run` (one session) and `ImageGenerator.run_group` (--batch
+sessions in one call, as with realtime.pipeline.batch_across_sequences). Each configuration (VAE x
+memory format) is its own loaded pipeline; their runs are interleaved round by round so that a busy
+machine slows them alike, and the median of --runs rounds after two warm-up rounds is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,64 +27,90 @@ for _path in (ROOT, ROOT / "backends" / "streamdiffusion"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from streamdiffusion import StreamDiffusion  # noqa: E402
 
+from sdbackend.generation import ImageGenerator  # noqa: E402
 from sdbackend.loading import load_pipeline, resolve_device_dtype  # noqa: E402
-from sdconfig import config_path, load_settings  # noqa: E402
+from sdbackend.requests import GenerationParams  # noqa: E402
+from sdbackend.torch_speedups import SpeedupOptions, speed_up  # noqa: E402
+from sdconfig import Settings, config_path, load_settings  # noqa: E402
 
 WARMUP = 2
 
 
-def frame_times(stream: StreamDiffusion, size: int, runs: int) -> list[float]:
-    image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    image = image.to(stream.device, stream.dtype)
-    times = []
-    with torch.no_grad():
-        for _ in range(WARMUP + runs):
-            started = time.perf_counter()
-            out = stream.decode_image(stream.predict_x0_batch(stream.encode_image(image)))
-            if out.device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - started)
-    return times[WARMUP:]
+def generator_for(config_file: Path, size: int, tiny_vae: bool, channels_last: bool) -> ImageGenerator:
+    os.environ["SD__PIPELINE__WIDTH"] = os.environ["SD__PIPELINE__HEIGHT"] = str(size)
+    settings = load_settings(config_file)
+    device, dtype = resolve_device_dtype(settings.model)
+    pipe = load_pipeline(settings, config_file, tiny_vae, device, dtype)
+    speed_up(pipe, SpeedupOptions(channels_last=channels_last))
+    return ImageGenerator(pipe, settings, settings.realtime.pipeline)
+
+
+def workloads(generator: ImageGenerator, settings: Settings, size: int, batch: int) -> dict[str, Callable[[], object]]:
+    """One frame alone, and one frame for each of `batch` sessions in one call."""
+    variant = settings.realtime.pipeline
+    streams = [
+        generator.new_stream(
+            GenerationParams(
+                prompt=settings.pipeline.default_prompt,
+                negative_prompt=settings.pipeline.default_negative_prompt,
+                seed=seed,
+                guidance_scale=variant.guidance_scale,
+                delta=variant.delta,
+                t_index_list=variant.t_index_list,
+            ),
+            denoising_batch=True,
+        )
+        for seed in range(batch)
+    ]
+    images = [np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8) for seed in range(batch)]
+    return {
+        "alone": lambda: generator.run(streams[0], images[0]),
+        "batch": lambda: generator.run_group(streams, images),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=None)
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 512])
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=4, help="sessions advanced together")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch intra-op threads")
+    parser.add_argument("--runs", type=int, default=9)
     args = parser.parse_args()
 
+    torch.set_num_threads(args.threads)
     config_file = (args.config or config_path()).resolve()
     settings = load_settings(config_file)
-    variant = settings.realtime.pipeline
     device, dtype = resolve_device_dtype(settings.model)
-    steps = list(variant.t_index_list)
-    print(f"{settings.model.model_id} on {device} {dtype}, t_index_list {steps}, cfg_type {variant.cfg_type}")
-    for use_tiny_vae in (True, False):
-        pipe = load_pipeline(settings, config_file, use_tiny_vae, device, dtype)
-        for size in args.sizes:
-            stream = StreamDiffusion(
-                pipe,
-                t_index_list=list(variant.t_index_list),
-                torch_dtype=dtype,
-                width=size,
-                height=size,
-                use_denoising_batch=True,
-                cfg_type=variant.cfg_type,
-            )
-            stream.prepare(
-                settings.pipeline.default_prompt,
-                num_inference_steps=settings.pipeline.num_inference_steps,
-                guidance_scale=variant.guidance_scale,
-                delta=variant.delta,
-                generator=torch.Generator(device=device).manual_seed(settings.pipeline.default_seed),
-            )
-            times = frame_times(stream, size, args.runs)
-            vae = "tiny VAE" if use_tiny_vae else "full VAE"
-            print(f"{size}x{size} {vae}: median {statistics.median(times) * 1000:.1f} ms per frame ({args.runs} runs)")
+    print(
+        f"{settings.model.model_id} on {device} {dtype}, {args.threads} threads, "
+        f"t_index_list {list(settings.realtime.pipeline.t_index_list)}, batch of {args.batch}, {args.runs} rounds"
+    )
+    print("| size | VAE | memory | ms/frame alone | ms/frame in batch | batch gain |")
+    print("|---:|---|---|---:|---:|---:|")
+    for size in args.sizes:
+        cells: dict[tuple[str, str], dict[str, Callable[[], object]]] = {}
+        for tiny_vae in (True, False):
+            for channels_last in (False, True):
+                generator = generator_for(config_file, size, tiny_vae, channels_last)
+                key = ("tiny" if tiny_vae else "full", "channels-last" if channels_last else "NCHW")
+                cells[key] = workloads(generator, settings, size, args.batch)
+        times: dict[tuple[str, str, str], list[float]] = {}
+        with torch.inference_mode():
+            for round_ in range(WARMUP + args.runs):
+                for key, work in cells.items():
+                    for name, run in work.items():
+                        started = time.perf_counter()
+                        run()
+                        if round_ >= WARMUP:
+                            times.setdefault((*key, name), []).append(time.perf_counter() - started)
+        for vae, memory in cells:
+            alone = statistics.median(times[(vae, memory, "alone")]) * 1000
+            batched = statistics.median(times[(vae, memory, "batch")]) * 1000 / args.batch
+            print(f"| {size} | {vae} | {memory} | {alone:.1f} | {batched:.1f} | {alone / batched:.2f}x |")
 
 
 if __name__ == "__main__":

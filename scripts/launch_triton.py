@@ -163,15 +163,21 @@ def check_ports(endpoints: Endpoints) -> list[str]:
     return problems
 
 
-def cpu_threads(env: Mapping[str, str], device: str, stubs: int) -> dict[str, str]:
-    """OMP_NUM_THREADS for the stubs on a CPU-only machine, unless the operator set it.
+def cpu_threads(env: Mapping[str, str], device: str, stubs: int, configured: int = 0) -> dict[str, str]:
+    """OMP_NUM_THREADS for the stubs on a CPU-only machine: triton.cpu_threads_per_model where set,
+    else the operator's OMP_NUM_THREADS, else the cores divided among the models.
 
     Each model runs in its own stub process, and torch gives each one thread per core. With both
     models busy, the cores are oversubscribed and OpenMP's spinning threads starve each other: on 2
     cores, 26 realtime plus 26 canvas sessions got 2.9 realtime results a second and inference
-    timeouts; with one thread per stub, 34 a second and none (scripts/soak_test.py).
+    timeouts; with one thread per stub, 34 a second and none (scripts/soak_test.py). A machine that
+    serves one mode at a time does better with every core per model (docs/benchmarks.md).
     """
-    if device != "cpu" or "OMP_NUM_THREADS" in env:
+    if device != "cpu":
+        return {}
+    if configured:
+        return {"OMP_NUM_THREADS": str(configured)}
+    if "OMP_NUM_THREADS" in env:
         return {}
     return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // max(1, stubs)))}
 
@@ -406,7 +412,7 @@ def launch(args: argparse.Namespace) -> int:
         log_verbose=args.log_verbose,
     )
     env = server_environment(os.environ, install, repo_root=REPO_ROOT, config_file=config_file)
-    env.update(cpu_threads(os.environ, device, len(models)))
+    env.update(cpu_threads(os.environ, device, len(models), settings.triton.cpu_threads_per_model))
     problems = check_ports(endpoints)
 
     say(f"config {config_file}; models on {device}; tritonserver from {install.origin}")

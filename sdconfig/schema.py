@@ -70,10 +70,23 @@ class VariantPipelineConfig(_Strict):
     """Realtime only: per-sequence state unused this long is freed by the model itself."""
     max_sequences: int = Field(64, ge=1)
     """Realtime only: sequences held by one model instance at most; START beyond it is refused."""
-    batch_across_sequences: bool = True
-    """Realtime only: frames of several sequences in one Triton batch share one UNet call."""
+    batch_across_sequences: bool | Literal["auto"] = "auto"
+    """Realtime only: frames of several sequences in one Triton batch share one VAE encode, UNet call
+    and decode. "auto": on a GPU, off on the CPU, where the batched convolutions of 512x512 frames
+    outgrow the caches and run slower than one frame after another (docs/benchmarks.md)."""
     max_batch: int = Field(8, ge=1, le=64)
     """Requests Triton may hand the model at once: the rendered config.pbtxt's max_batch_size."""
+    preferred_batch_sizes: tuple[int, ...] | None = None
+    """Batch sizes Triton's batcher waits for (up to max_queue_delay_ms) before running a smaller
+    batch; None: half of max_batch and max_batch."""
+    max_queue_delay_ms: float = Field(2.0, ge=0, le=1000)
+    """How long Triton may hold a request to fill a preferred batch: latency traded for larger batches."""
+
+    def batches_across_sequences(self, device: Literal["cpu", "cuda"]) -> bool:
+        """Whether realtime frames of several sequences run as one batch on `device`."""
+        if self.batch_across_sequences == "auto":
+            return device == "cuda"
+        return self.batch_across_sequences
 
     @model_validator(mode="after")
     def _increasing_steps(self) -> VariantPipelineConfig:
@@ -82,6 +95,18 @@ class VariantPipelineConfig(_Strict):
             raise ValueError("t_index_list must name at least one step")
         if any(b <= a for a, b in itertools.pairwise(steps)):
             raise ValueError(f"t_index_list must be strictly increasing, got {list(steps)}")
+        return self
+
+    def preferred_batches(self) -> tuple[int, ...]:
+        if self.preferred_batch_sizes is not None:
+            return self.preferred_batch_sizes
+        return tuple(sorted({max(1, self.max_batch // 2), self.max_batch}))
+
+    @model_validator(mode="after")
+    def _preferred_batches_fit(self) -> VariantPipelineConfig:
+        wrong = [size for size in self.preferred_batches() if not 1 <= size <= self.max_batch]
+        if wrong:
+            raise ValueError(f"preferred_batch_sizes {wrong} must lie between 1 and max_batch ({self.max_batch})")
         return self
 
 
@@ -109,23 +134,24 @@ class CanvasPerformance(_Strict):
         return self
 
 
-def _realtime_pipeline() -> VariantPipelineConfig:
-    return VariantPipelineConfig()
+class CanvasPipelineConfig(VariantPipelineConfig):
+    """Canvas's own defaults, which a canvas.pipeline section in the YAML starts from: the full
+    denoise per drawing with true guidance at every step and the full VAE, small batches."""
 
-
-def _canvas_pipeline() -> VariantPipelineConfig:
-    return VariantPipelineConfig(
-        t_index_list=(10, 20, 30, 40), cfg_type="initialize", guidance_scale=1.2, use_tiny_vae=False, max_batch=4
-    )
+    t_index_list: tuple[int, ...] = (10, 20, 30, 40)
+    cfg_type: Literal["none", "full", "self", "initialize"] = "initialize"
+    use_tiny_vae: bool = False
+    max_batch: int = Field(4, ge=1, le=64)
+    max_queue_delay_ms: float = Field(5.0, ge=0, le=1000)
 
 
 class RealtimeSection(_Strict):
-    pipeline: VariantPipelineConfig = Field(default_factory=_realtime_pipeline)
+    pipeline: VariantPipelineConfig = Field(default_factory=VariantPipelineConfig)
     performance: RealtimePerformance = Field(default_factory=RealtimePerformance)
 
 
 class CanvasSection(_Strict):
-    pipeline: VariantPipelineConfig = Field(default_factory=_canvas_pipeline)
+    pipeline: CanvasPipelineConfig = Field(default_factory=CanvasPipelineConfig)
     performance: CanvasPerformance = Field(default_factory=CanvasPerformance)
 
     @model_validator(mode="after")
@@ -245,6 +271,10 @@ class TritonConfig(_Strict):
     watchdog_interval_s: float = Field(5.0, ge=0)
     """The launcher checks this often that each model's stub process lives, and reloads a model whose
     stub died (Triton 2.51 does not restart it); 0 turns the watchdog off."""
+    cpu_threads_per_model: int = Field(0, ge=0)
+    """CPU-only machines: intra-op threads of each model's stub process. 0: the launcher divides the
+    cores among the models it loads (or keeps OMP_NUM_THREADS where set), because two stubs with a
+    thread per core each starve one another when both are busy."""
 
 
 class Settings(_Strict):

@@ -188,7 +188,8 @@ def test_build_dry_run_plans_every_engine(config_file: Path, onnx_dir: Path) -> 
     assert set(manifest["engines"]) == set(ENGINE_KINDS)
     unet = manifest["engines"]["unet"]
     assert unet["onnx_sha256"] == export.graphs["unet"].sha256
-    assert [(p["mode"], p["batch"]["max"]) for p in unet["profiles"]] == [("realtime", 16), ("canvas", 16)]
+    # realtime: 8 sessions x 2 steps; canvas: 4 drawings x (1 step + 1 unconditional row, cfg "initialize")
+    assert [(p["mode"], p["batch"]["max"]) for p in unet["profiles"]] == [("realtime", 16), ("canvas", 8)]
     assert manifest["resolution"] == {"min": 64, "max": 256, "opt_height": SIZE, "opt_width": SIZE}
     assert "unet           realtime batch 1/2/16" in done.stdout
 

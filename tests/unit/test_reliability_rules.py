@@ -71,6 +71,12 @@ def test_each_stub_gets_its_share_of_the_cores_on_cpu(launcher):
     assert launcher.cpu_threads({}, "cuda", 2) == {}
 
 
+def test_configured_threads_per_model_win_on_cpu(launcher):
+    assert launcher.cpu_threads({}, "cpu", 2, configured=5) == {"OMP_NUM_THREADS": "5"}
+    assert launcher.cpu_threads({"OMP_NUM_THREADS": "3"}, "cpu", 2, configured=1) == {"OMP_NUM_THREADS": "1"}
+    assert launcher.cpu_threads({}, "cuda", 2, configured=5) == {}, "threads are a CPU matter"
+
+
 def test_the_sequence_idle_time_should_outlast_a_queued_frame():
     assert idle_below_infer_timeout(Settings()) is None  # defaults: 60 s idle, 30 s inference timeout
     tight = Settings(realtime={"pipeline": {"sequence_idle_timeout_s": 4}}, server={"infer_timeout_s": 20})

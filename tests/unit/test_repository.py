@@ -308,3 +308,21 @@ def test_batch_sizes_and_candidates_follow_the_yaml(tmp_path: Path) -> None:
     assert realtime.max_batch_size == 3
     assert realtime.sequence_batching.oldest.max_candidate_sequences == 5
     assert canvas.max_batch_size == 2
+    # preferred sizes follow max_batch unless given: half of it and all of it
+    assert list(realtime.sequence_batching.oldest.preferred_batch_size) == [1, 3]
+    assert list(canvas.dynamic_batching.preferred_batch_size) == [1, 2]
+
+
+def test_queue_delays_and_preferred_batches_follow_the_yaml(tmp_path: Path) -> None:
+    chosen = Settings.model_validate(
+        {
+            "realtime": {"pipeline": {"preferred_batch_sizes": [2, 6], "max_queue_delay_ms": 7.5}},
+            "canvas": {"pipeline": {"max_queue_delay_ms": 0}},
+        }
+    )
+    realtime = parse(render_config(REALTIME, settings=chosen, config_file=tmp_path / "c", gpu=False).text)
+    canvas = parse(render_config(CANVAS, settings=chosen, config_file=tmp_path / "c", gpu=False).text)
+    assert list(realtime.sequence_batching.oldest.preferred_batch_size) == [2, 6]
+    assert realtime.sequence_batching.oldest.max_queue_delay_microseconds == 7500
+    assert list(canvas.dynamic_batching.preferred_batch_size) == [2, 4]
+    assert canvas.dynamic_batching.max_queue_delay_microseconds == 0

@@ -44,6 +44,26 @@ def test_environment_overrides_single_keys(tmp_path: Path) -> None:
     assert settings.realtime.performance.max_fps == 12
 
 
+def test_a_partial_canvas_section_keeps_the_canvas_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "canvas: {pipeline: {guidance_scale: 2.0}}"), env={})
+    canvas = settings.canvas.pipeline
+    assert canvas.guidance_scale == 2.0
+    assert (canvas.t_index_list, canvas.cfg_type, canvas.use_tiny_vae) == ((10, 20, 30, 40), "initialize", False)
+    assert (canvas.max_batch, canvas.preferred_batches(), canvas.max_queue_delay_ms) == (4, (2, 4), 5.0)
+    assert settings.realtime.pipeline.preferred_batches() == (4, 8)
+
+
+def test_batching_across_sequences_auto_means_on_a_gpu_only(tmp_path: Path) -> None:
+    auto = load_settings(write(tmp_path, ""), env={}).realtime.pipeline
+    assert auto.batch_across_sequences == "auto"
+    assert (auto.batches_across_sequences("cuda"), auto.batches_across_sequences("cpu")) == (True, False)
+    for value, expected in (("true", True), ("false", False)):
+        env = {"SD__REALTIME__PIPELINE__BATCH_ACROSS_SEQUENCES": value}
+        chosen = load_settings(write(tmp_path, ""), env=env).realtime.pipeline
+        assert chosen.batches_across_sequences("cpu") is expected
+        assert chosen.batches_across_sequences("cuda") is expected
+
+
 def test_config_path_from_environment(tmp_path: Path) -> None:
     path = write(tmp_path, "server: {port: 8123}")
     assert load_settings(env={"SD_CONFIG": str(path)}).server.port == 8123
@@ -63,6 +83,9 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ("canvas: {pipeline: {cfg_type: full}}", "initialize"),
         ("server: {prot: 1}", "server.prot"),
         ("model: {acceleration: cuda}", "model.acceleration"),
+        ("realtime: {pipeline: {batch_across_sequences: sometimes}}", "realtime.pipeline.batch_across_sequences"),
+        ("realtime: {pipeline: {max_batch: 4, preferred_batch_sizes: [2, 8]}}", "preferred_batch_sizes"),
+        ("triton: {cpu_threads_per_model: -1}", "triton.cpu_threads_per_model"),
     ],
 )
 def test_invalid_values_name_the_key(tmp_path: Path, text: str, key: str) -> None:

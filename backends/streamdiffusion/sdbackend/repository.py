@@ -272,6 +272,16 @@ def set_max_batch(text: str, max_batch: int) -> str:
     return _MAX_BATCH.sub(f"max_batch_size: {max_batch}", text, count=1)
 
 
+_QUEUE_DELAY = re.compile(r"max_queue_delay_microseconds\s*:\s*\d+")
+_PREFERRED = re.compile(r"preferred_batch_size\s*:\s*\[[^\]]*\]")
+
+
+def set_batch_waiting(text: str, preferred: Sequence[int], queue_delay_ms: float) -> str:
+    """The batcher's preferred batch sizes and queue delay (dynamic or sequence batcher, whichever is there)."""
+    text = _QUEUE_DELAY.sub(f"max_queue_delay_microseconds: {round(queue_delay_ms * 1000)}", text)
+    return _PREFERRED.sub(f"preferred_batch_size: [ {', '.join(str(size) for size in preferred)} ]", text)
+
+
 def set_candidate_sequences(text: str, max_sequences: int) -> str:
     """The oldest strategy's candidate sequences follow the sequences one instance may hold."""
     return _CANDIDATES.sub(f"max_candidate_sequences: {max_sequences}", text)
@@ -330,8 +340,10 @@ def render_config(text: str, *, settings: Settings, config_file: Path, gpu: bool
     name = settings.model_name(variant)
     out = set_model_name(text, name)
     out = set_sequence_idle(out, sequence_idle_microseconds(settings))
-    out = set_max_batch(out, settings.variant(variant).max_batch)
-    out = set_candidate_sequences(out, settings.variant(variant).max_sequences)
+    pipeline = settings.variant(variant)
+    out = set_max_batch(out, pipeline.max_batch)
+    out = set_batch_waiting(out, pipeline.preferred_batches(), pipeline.max_queue_delay_ms)
+    out = set_candidate_sequences(out, pipeline.max_sequences)
     out = set_instance_kind(out, gpu)
     out = set_string_parameter(out, "config_file", str(config_file))
     out = set_string_parameter(out, "model_facts", json.dumps(facts))

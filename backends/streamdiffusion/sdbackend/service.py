@@ -49,7 +49,7 @@ class RealtimeService:
     """Stateful: one stream per sequence, created on START, freed on END or when idle.
 
     Frames of several sequences that arrive in one Triton batch share one UNet call where
-    `batch_across_sequences` is on; each stream's own arithmetic is unchanged.
+    `batch_across_sequences` is on (by default on a GPU); each stream's own arithmetic is unchanged.
     """
 
     def __init__(self, generator: ImageGenerator, store: SequenceStore[SequenceState], batch: bool) -> None:
@@ -157,4 +157,4 @@ def build_service(settings: Settings, config_file: Path, mode: Mode) -> Realtime
     if mode == "canvas":
         return CanvasService(generator)
     store: SequenceStore[SequenceState] = SequenceStore(variant.sequence_idle_timeout_s, variant.max_sequences)
-    return RealtimeService(generator, store, batch=variant.batch_across_sequences)
+    return RealtimeService(generator, store, batch=variant.batches_across_sequences(device.type))

@@ -1,12 +1,14 @@
-"""The PyTorch GPU path: what makes a loaded pipeline fast on CUDA without TensorRT.
+"""The PyTorch path: what makes a loaded pipeline fast without TensorRT, on CUDA and on the CPU.
 
 float16 weights come from loading (model.dtype auto). Here: channels-last memory for the
-convolution-heavy UNet and VAE (tensor cores read NHWC without transposes), cuDNN autotuning for
+convolution-heavy UNet and VAE (tensor cores read NHWC without transposes; on the CPU oneDNN's NHWC
+convolutions are faster too, most for batches of frames: docs/benchmarks.md), cuDNN autotuning for
 the few fixed shapes a service sees, TF32 for any float32 work, and two optional ways to remove the
 launch cost of the UNet's ~1000 kernels, which dominates at the small batches of realtime:
 `CudaGraphUNet` (a CUDA graph captured once per input shape, replayed after) and torch.compile
 (whose "reduce-overhead" mode also replays CUDA graphs, after a compile of tens of seconds per
-shape). Nothing here synchronises with the host in the hot loop; on the CPU nothing changes.
+shape). Nothing here synchronises with the host in the hot loop. On the CPU only channels-last
+applies.
 """
 
 from __future__ import annotations
@@ -44,9 +46,12 @@ def speed_up(
     """Apply `options` to `pipe` (and VAEs held beside it) in place; returns what was applied, for the log."""
     options = options or SpeedupOptions()
     device = pipe.unet.device
+    vaes = [pipe.vae, *extra_vaes]
     if device.type != "cuda":
-        return []
-    applied: list[str] = []
+        applied = _channels_last([pipe.unet, *vaes]) if options.channels_last else []
+        log.info("PyTorch speed-ups on %s: %s", device, ", ".join(applied) or "none")
+        return applied
+    applied = []
     if options.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
         applied.append("cudnn.benchmark")
@@ -54,11 +59,8 @@ def speed_up(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         applied.append("tf32")
-    vaes = [pipe.vae, *extra_vaes]
     if options.channels_last:
-        for module in (pipe.unet, *vaes):
-            module.to(memory_format=torch.channels_last)
-        applied.append("channels_last")
+        applied += _channels_last([pipe.unet, *vaes])
     if options.compile != "none":
         pipe.unet.compile(mode=options.compile)
         applied.append(f"compile unet ({options.compile})")
@@ -74,6 +76,12 @@ def speed_up(
         applied.append("cuda graphs (unet)")
     log.info("PyTorch speed-ups on %s: %s", device, ", ".join(applied) or "none")
     return applied
+
+
+def _channels_last(modules: Iterable[torch.nn.Module]) -> list[str]:
+    for module in modules:
+        module.to(memory_format=torch.channels_last)
+    return ["channels_last"]
 
 
 @dataclass
