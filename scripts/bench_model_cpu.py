@@ -7,7 +7,7 @@ sessions, NCHW and channels-last memory, side by side.
 
 A frame is what the realtime model does per request: VAE encode, the UNet over the stream batch,
 VAE decode, through `ImageGenerator.run` (one session) and `ImageGenerator.run_group` (--batch
-sessions in one call, as with realtime.pipeline.batch_across_sequences). Each configuration (VAE x
+sessions in one call, as with realtime.pipeline.batch_across_sessions). Each configuration (VAE x
 memory format) is its own loaded pipeline; their runs are interleaved round by round so that a busy
 machine slows them alike, and the median of --runs rounds after two warm-up rounds is printed.
 """

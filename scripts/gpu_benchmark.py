@@ -13,7 +13,7 @@ the device (no JPEG, no Triton):
   sessions advanced together with one UNet call over the stacked stream batches of all sessions,
   two ways: "stacked" (sdbackend.stream_batch, as the realtime model runs a Triton batch: one VAE
   encode, one UNet call and one decode for all sessions) and "sequential" (the sessions one after
-  another, as with realtime.pipeline.batch_across_sequences off). frames/s is the aggregate.
+  another, as with realtime.pipeline.batch_across_sessions off). frames/s is the aggregate.
 - canvas: one drawing fully denoised in 4 steps (one after another, guidance "full": two UNet
   rows a step) with the full VAE, as the canvas variant runs it; latency per drawing.
 

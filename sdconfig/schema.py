@@ -70,10 +70,11 @@ class VariantPipelineConfig(_Strict):
     """Realtime only: per-sequence state unused this long is freed by the model itself."""
     max_sequences: int = Field(64, ge=1)
     """Realtime only: sequences held by one model instance at most; START beyond it is refused."""
-    batch_across_sequences: bool | Literal["auto"] = "auto"
-    """Realtime only: frames of several sequences in one Triton batch share one VAE encode, UNet call
-    and decode. "auto": on a GPU, off on the CPU, where the batched convolutions of 512x512 frames
-    outgrow the caches and run slower than one frame after another (docs/benchmarks.md)."""
+    batch_across_sessions: bool | Literal["auto"] = "auto"
+    """Requests of several sessions in one Triton batch share the model's calls: realtime frames one
+    VAE encode, one UNet call and one decode; canvas drawings one UNet call per denoising step.
+    "auto": on a GPU; off on the CPU, where the batched convolutions of 512x512 images outgrow the
+    caches and run slower than one image after another (docs/benchmarks.md)."""
     max_batch: int = Field(8, ge=1, le=64)
     """Requests Triton may hand the model at once: the rendered config.pbtxt's max_batch_size."""
     preferred_batch_sizes: tuple[int, ...] | None = None
@@ -82,11 +83,11 @@ class VariantPipelineConfig(_Strict):
     max_queue_delay_ms: float = Field(2.0, ge=0, le=1000)
     """How long Triton may hold a request to fill a preferred batch: latency traded for larger batches."""
 
-    def batches_across_sequences(self, device: Literal["cpu", "cuda"]) -> bool:
-        """Whether realtime frames of several sequences run as one batch on `device`."""
-        if self.batch_across_sequences == "auto":
+    def batches_across_sessions(self, device: Literal["cpu", "cuda"]) -> bool:
+        """Whether requests of several sessions run as one batch on `device`."""
+        if self.batch_across_sessions == "auto":
             return device == "cuda"
-        return self.batch_across_sequences
+        return self.batch_across_sessions
 
     @model_validator(mode="after")
     def _increasing_steps(self) -> VariantPipelineConfig:

@@ -86,7 +86,7 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list:
         checked = [self._check(request) for request in requests]
         if isinstance(self.service, CanvasService):
-            outcomes = [c if isinstance(c, Exception) else self._guard(self.service.handle, c) for c in checked]
+            outcomes = self._canvas(checked)
         else:
             outcomes = self._realtime(requests, checked)
         return [_response(outcome) for outcome in outcomes]
@@ -104,6 +104,17 @@ class TritonPythonModel:
             )
         except RequestError as exc:
             return exc
+
+    def _canvas(self, checked: list) -> list[Outcome]:
+        """Good drawings go to the service as one group; bad ones keep their error."""
+        outcomes: list[Outcome] = list(checked)
+        places = [i for i, item in enumerate(checked) if not isinstance(item, Exception)]
+        results = self._guard(self.service.handle, [checked[i] for i in places])
+        if isinstance(results, Exception):
+            results = [results] * len(places)
+        for i, outcome in zip(places, results, strict=True):
+            outcomes[i] = outcome
+        return outcomes
 
     def _realtime(self, requests: list, checked: list) -> list[Outcome]:
         """Good frames go to the service as one group; a bad frame still ends its sequence when flagged END."""

@@ -160,11 +160,11 @@ def test_concurrent_sequences_batched_equal_each_alone(client) -> None:
     assert together[0] != together[1]
 
 
-def batch_counts(client) -> tuple[int, int]:
+def batch_counts(client, model: str = REALTIME) -> tuple[int, int]:
     """(executions, inferences) once settled: Triton updates its statistics after answering."""
     previous = None
     for _ in range(40):
-        stats = client.get_inference_statistics(REALTIME, as_json=True)["model_stats"][0]
+        stats = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
         counts = int(stats.get("execution_count", 0)), int(stats.get("inference_count", 0))
         if counts == previous:
             return counts
@@ -216,11 +216,22 @@ def test_canvas_output_is_of_this_drawing(client) -> None:
 
 
 def test_canvas_batch_answers_each_request_alone(client) -> None:
+    """Drawings sent at once share the UNet calls of one batch; each still gets its own result."""
     drawings = [png(scene(SIZE, 40 + i)) for i in range(4)]
-    alone = [canvas(client, d, SEED=i) for i, d in enumerate(drawings)]
+    prompts = ["a house", "a boat", "a tree", "a cat"]
+    alone = [canvas(client, d, SEED=i, PROMPT=prompts[i], GUIDANCE_SCALE=1.0 + i) for i, d in enumerate(drawings)]
+    executions, inferences = batch_counts(client, CANVAS)
     with ThreadPoolExecutor(4) as pool:
-        together = list(pool.map(lambda i: canvas(client, drawings[i], SEED=i), range(4)))
-    assert together == alone
+        together = list(
+            pool.map(lambda i: canvas(client, drawings[i], SEED=i, PROMPT=prompts[i], GUIDANCE_SCALE=1.0 + i), range(4))
+        )
+    executions_after, inferences_after = batch_counts(client, CANVAS)
+    assert inferences_after - inferences == 4
+    assert executions_after - executions < 4, "some drawings were batched together"
+    for i, (mine, reference) in enumerate(zip(together, alone, strict=True)):
+        difference = np.abs(decoded(mine).astype(int) - decoded(reference).astype(int))
+        assert difference.mean() < 1.0, f"drawing {i}: mean difference {difference.mean():.2f} levels from alone"
+    assert len(set(together)) == 4
 
 
 BAD_REQUESTS = [

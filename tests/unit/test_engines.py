@@ -113,7 +113,7 @@ def test_full_guidance_doubles_and_max_steps_widens() -> None:
 
 
 def test_realtime_without_batching_plans_one_stream() -> None:
-    need = mode_needs(settings(batch_across_sequences=False, max_batch=8), "realtime")
+    need = mode_needs(settings(batch_across_sessions=False, max_batch=8), "realtime")
     assert need.unet_batch.max == 2
     assert need.vae_batch.max == 1
 

@@ -53,15 +53,15 @@ def test_a_partial_canvas_section_keeps_the_canvas_defaults(tmp_path: Path) -> N
     assert settings.realtime.pipeline.preferred_batches() == (4, 8)
 
 
-def test_batching_across_sequences_auto_means_on_a_gpu_only(tmp_path: Path) -> None:
+def test_batching_across_sessions_auto_means_on_a_gpu_only(tmp_path: Path) -> None:
     auto = load_settings(write(tmp_path, ""), env={}).realtime.pipeline
-    assert auto.batch_across_sequences == "auto"
-    assert (auto.batches_across_sequences("cuda"), auto.batches_across_sequences("cpu")) == (True, False)
+    assert auto.batch_across_sessions == "auto"
+    assert (auto.batches_across_sessions("cuda"), auto.batches_across_sessions("cpu")) == (True, False)
     for value, expected in (("true", True), ("false", False)):
-        env = {"SD__REALTIME__PIPELINE__BATCH_ACROSS_SEQUENCES": value}
+        env = {"SD__REALTIME__PIPELINE__BATCH_ACROSS_SESSIONS": value}
         chosen = load_settings(write(tmp_path, ""), env=env).realtime.pipeline
-        assert chosen.batches_across_sequences("cpu") is expected
-        assert chosen.batches_across_sequences("cuda") is expected
+        assert chosen.batches_across_sessions("cpu") is expected
+        assert chosen.batches_across_sessions("cuda") is expected
 
 
 def test_config_path_from_environment(tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ("canvas: {pipeline: {cfg_type: full}}", "initialize"),
         ("server: {prot: 1}", "server.prot"),
         ("model: {acceleration: cuda}", "model.acceleration"),
-        ("realtime: {pipeline: {batch_across_sequences: sometimes}}", "realtime.pipeline.batch_across_sequences"),
+        ("realtime: {pipeline: {batch_across_sessions: sometimes}}", "realtime.pipeline.batch_across_sessions"),
         ("realtime: {pipeline: {max_batch: 4, preferred_batch_sizes: [2, 8]}}", "preferred_batch_sizes"),
         ("triton: {cpu_threads_per_model: -1}", "triton.cpu_threads_per_model"),
     ],

@@ -4,7 +4,8 @@ Uses StreamDiffusion's `prepare`, `encode_image`, `predict_x0_batch` and `decode
 `__call__`, which needs CUDA events and sleeps in its own similarity filter. Two traps of
 streamdiffusion 0.1.1 are avoided here: `prepare()`'s default generator is one object shared by
 every instance (so each stream gets its own), and without the denoising batch the noise between
-steps comes from the global RNG (so each canvas request seeds it).
+steps comes from the global RNG (so canvas draws it from a generator of the request's seed,
+sdbackend.stream_batch.denoise_drawings).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from diffusers import StableDiffusionPipeline
 from streamdiffusion import StreamDiffusion
 
 from sdbackend.requests import GenerationParams
-from sdbackend.stream_batch import advance_streams
+from sdbackend.stream_batch import advance_streams, denoise_drawings
 from sdconfig import Settings
 from sdconfig.schema import VariantPipelineConfig
 
@@ -124,12 +125,13 @@ class ImageGenerator:
         decoded = advance_streams(streams, pixels)  # [N, 3, H, W] in [-1, 1]
         return [self._to_image(decoded[i : i + 1]) for i in range(len(streams))]
 
-    def run_seeded(self, stream: StreamDiffusion, image: np.ndarray, seed: int) -> np.ndarray:
-        """`run` with the global RNG seeded, for the noise drawn between steps without the denoising batch."""
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            return self.run(stream, image)
+    def run_drawings(
+        self, streams: list[StreamDiffusion], images: list[np.ndarray], seeds: list[int]
+    ) -> list[np.ndarray]:
+        """Canvas: all steps on each drawing, the drawings of the call sharing one UNet call per step."""
+        pixels = torch.cat([self._to_tensor(image) for image in images])  # [N, 3, H, W] in [-1, 1]
+        decoded = denoise_drawings(streams, pixels, seeds)  # [N, 3, H, W] in [-1, 1]
+        return [self._to_image(decoded[i : i + 1]) for i in range(len(streams))]
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)

@@ -1,7 +1,7 @@
 """The two scenarios over one ImageGenerator: the only place where realtime and canvas differ in code.
 
 Realtime keeps a prepared stream per Triton sequence (its stream-batch latents, noise and
-embeddings); canvas prepares a stream per request and runs every step on that request's image.
+embeddings); canvas prepares a pooled stream per request and runs every step on that request's image.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class RealtimeService:
     """Stateful: one stream per sequence, created on START, freed on END or when idle.
 
     Frames of several sequences that arrive in one Triton batch share one UNet call where
-    `batch_across_sequences` is on (by default on a GPU); each stream's own arithmetic is unchanged.
+    `batch_across_sessions` is on (by default on a GPU); each stream's own arithmetic is unchanged.
     """
 
     def __init__(self, generator: ImageGenerator, store: SequenceStore[SequenceState], batch: bool) -> None:
@@ -113,33 +113,66 @@ class RealtimeService:
 
 
 class CanvasService:
-    """Stateless: every request runs all of its steps on its own image, seeded, so it is reproducible."""
+    """Stateless: every request runs all of its steps on its own image, seeded, so it is reproducible.
 
-    def __init__(self, generator: ImageGenerator, cached_streams: int = 4) -> None:
+    Drawings of one Triton batch with the same step list share one UNet call per step where
+    `batch_across_sessions` is on; each keeps its own prompt, guidance and seeded noise.
+    """
+
+    def __init__(self, generator: ImageGenerator, batch: bool, pooled_streams: int = 8) -> None:
         self.generator = generator
-        self._streams: OrderedDict[tuple[int, ...], StreamDiffusion] = OrderedDict()
-        self._capacity = cached_streams
+        self._batch = batch
+        self._pool: OrderedDict[tuple[int, ...], list[StreamDiffusion]] = OrderedDict()
+        self._capacity = pooled_streams
 
-    def handle(self, request: GenerationRequest) -> bytes:
-        if request.image is None:
-            raise RequestError("IMAGE is empty: send a JPEG, PNG or WebP image")
-        params = request.params
-        stream = self._stream_for(params)
-        frame = self.generator.run_seeded(stream, request.image, params.seed)
-        return encode_jpeg(frame, request.jpeg_quality)
+    def handle(self, requests: list[GenerationRequest]) -> list[Outcome]:
+        """An encoded JPEG or the error, for each request in order."""
+        outcomes: list[Outcome] = [None] * len(requests)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, request in enumerate(requests):
+            if request.image is None:
+                outcomes[i] = RequestError("IMAGE is empty: send a JPEG, PNG or WebP image")
+            else:
+                groups.setdefault(request.params.t_index_list, []).append(i)
+        for places in groups.values():
+            chunks = [places] if self._batch else [[i] for i in places]
+            for chunk in chunks:
+                for i, outcome in zip(chunk, self._draw([requests[i] for i in chunk]), strict=True):
+                    outcomes[i] = outcome
+        return outcomes
 
-    def _stream_for(self, params: GenerationParams) -> StreamDiffusion:
-        """Streams are kept per step list (their scheduler tables); embeddings and noise are redone per request."""
-        key = params.t_index_list
-        stream = self._streams.pop(key, None)
-        if stream is None:
-            stream = self.generator.new_stream(params, denoising_batch=False)
-        else:
+    def _draw(self, requests: list[GenerationRequest]) -> list[Outcome]:
+        key = requests[0].params.t_index_list
+        streams = [self._stream_for(key, request.params) for request in requests]
+        try:
+            pictures = self.generator.run_drawings(
+                streams, [request.image for request in requests], [request.params.seed for request in requests]
+            )
+        except Exception as exc:
+            log.exception("%d drawing(s) failed", len(requests))
+            return [exc] * len(requests)
+        finally:
+            self._give_back(key, streams)
+        return [encode_jpeg(picture, request.jpeg_quality) for picture, request in zip(pictures, requests, strict=True)]
+
+    def _stream_for(self, key: tuple[int, ...], params: GenerationParams) -> StreamDiffusion:
+        """A stream with the step list's scheduler tables from the pool, or a new one; prepared for `params`."""
+        idle = self._pool.get(key)
+        if idle:
+            stream = idle.pop()
             self.generator.prepare(stream, params)
-        self._streams[key] = stream
-        while len(self._streams) > self._capacity:
-            self._streams.popitem(last=False)
-        return stream
+            return stream
+        return self.generator.new_stream(params, denoising_batch=False)
+
+    def _give_back(self, key: tuple[int, ...], streams: list[StreamDiffusion]) -> None:
+        """Keep at most `pooled_streams` idle streams, of the step lists used last."""
+        self._pool.setdefault(key, []).extend(streams)
+        self._pool.move_to_end(key)
+        while sum(len(idle) for idle in self._pool.values()) > self._capacity:
+            oldest = next(iter(self._pool))
+            self._pool[oldest].pop(0)
+            if not self._pool[oldest]:
+                del self._pool[oldest]
 
 
 def build_service(settings: Settings, config_file: Path, mode: Mode) -> RealtimeService | CanvasService:
@@ -154,7 +187,8 @@ def build_service(settings: Settings, config_file: Path, mode: Mode) -> Realtime
     else:
         speed_up(pipe, SpeedupOptions(compile=settings.model.torch_compile, cuda_graphs=settings.model.cuda_graphs))
     generator = ImageGenerator(pipe, settings, variant)
+    batch = variant.batches_across_sessions(device.type)
     if mode == "canvas":
-        return CanvasService(generator)
+        return CanvasService(generator, batch, pooled_streams=variant.max_batch)
     store: SequenceStore[SequenceState] = SequenceStore(variant.sequence_idle_timeout_s, variant.max_sequences)
-    return RealtimeService(generator, store, batch=variant.batches_across_sequences(device.type))
+    return RealtimeService(generator, store, batch=batch)

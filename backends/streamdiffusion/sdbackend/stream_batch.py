@@ -1,14 +1,18 @@
-"""Advance several realtime streams by one frame each with one VAE encode, one UNet call and one decode.
+"""Several sessions' streams through one VAE encode, shared UNet calls and one VAE decode.
 
-Every realtime session owns a StreamDiffusion object (its prompt, noise, generator and in-flight
-latents). Running them one by one leaves the GPU mostly idle at batch 2; stacking their stream
-batches into one UNet call is what makes many sessions cheap. Only the batched calls are done
-here: each stream's own StreamDiffusion code still does its noise, guidance and scheduler
-arithmetic, fed with its rows of the batched results, so the output of a stream is the one it
-would produce alone (up to floating-point summation order).
+Every session owns a StreamDiffusion object (its prompt, noise, generator and, for realtime, its
+in-flight latents). Running them one by one leaves the GPU mostly idle at batch 2; stacking their
+rows into one UNet call is what makes many sessions cheap. Only the batched calls are done here:
+each stream's own StreamDiffusion code still does its guidance and scheduler arithmetic, fed with
+its rows of the batched results, so the output of a stream is the one it would produce alone (up
+to floating-point summation order).
 
-Streams must use the denoising batch (`use_denoising_batch=True`, `frame_buffer_size=1`) and share
-one pipeline (the same UNet and VAE objects).
+- `advance_streams` (realtime): one frame per stream with the denoising batch
+  (`use_denoising_batch=True`): one UNet call covers every step of every stream.
+- `denoise_drawings` (canvas): every step on each stream's own image without the denoising batch:
+  one UNet call per step covers that step of every stream.
+
+Streams use `frame_buffer_size=1` and share one pipeline (the same UNet and VAE objects).
 """
 
 from __future__ import annotations
@@ -47,17 +51,29 @@ class _Replay:
         return self._answer
 
 
-def unet_inputs(stream: StreamDiffusion, x_t_latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The (sample, timestep, encoder_hidden_states) that `stream.predict_x0_batch(x_t_latent)` hands its UNet.
+UNetInputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+"""(sample [R,4,h,w], timesteps [R], encoder_hidden_states [E,77,D]) of one stream's UNet call."""
 
-    Mirrors StreamDiffusion 0.1.1's predict_x0_batch and unet_step (denoising batch): the new frame's
-    latent goes in front of the in-flight latents, and guidance "full" / "initialize" add
-    unconditional rows. Reads the stream, changes nothing.
+
+def unet_inputs(stream: StreamDiffusion, x_t_latent: torch.Tensor) -> UNetInputs:
+    """What `stream.predict_x0_batch(x_t_latent)` hands its UNet with the denoising batch (realtime).
+
+    Mirrors StreamDiffusion 0.1.1's predict_x0_batch and unet_step: the new frame's latent goes in
+    front of the in-flight latents, then the guidance rows. Reads the stream, changes nothing.
     """
-    timesteps = stream.sub_timesteps_tensor
     sample = x_t_latent
     if stream.denoising_steps_num > 1:
         sample = torch.cat((x_t_latent, stream.x_t_latent_buffer), dim=0)
+    return _with_guidance_rows(stream, sample, stream.sub_timesteps_tensor)
+
+
+def _step_timesteps(stream: StreamDiffusion, idx: int) -> torch.Tensor:
+    """The timestep of step `idx` as predict_x0_batch passes it without the denoising batch: [1]."""
+    return stream.sub_timesteps_tensor[idx].view(1).repeat(stream.frame_bff_size)
+
+
+def _with_guidance_rows(stream: StreamDiffusion, sample: torch.Tensor, timesteps: torch.Tensor) -> UNetInputs:
+    """Guidance "initialize" adds one unconditional row in front, "full" doubles the rows (as unet_step does)."""
     if stream.guidance_scale > 1.0 and stream.cfg_type == "initialize":
         sample = torch.cat([sample[0:1], sample], dim=0)
         timesteps = torch.cat([timesteps[0:1], timesteps], dim=0)
@@ -77,24 +93,23 @@ def _encoded_rows(encoded: Any, count: int) -> list[Any]:
     return [AutoencoderTinyOutput(latents=encoded.latents[i : i + 1]) for i in range(count)]
 
 
-def _check(streams: Sequence[StreamDiffusion], images: torch.Tensor) -> None:
+def _check(streams: Sequence[StreamDiffusion], images: torch.Tensor, *, denoising_batch: bool) -> None:
     if not streams:
         raise ValueError("no streams to advance")
     if images.shape[0] != len(streams):
         raise ValueError(f"{images.shape[0]} images for {len(streams)} streams")
     first = streams[0]
     for stream in streams:
-        if not stream.use_denoising_batch or stream.frame_bff_size != 1:
-            raise ValueError("batched streams must use the denoising batch with frame_buffer_size 1")
+        if stream.use_denoising_batch != denoising_batch or stream.frame_bff_size != 1:
+            raise ValueError(f"batched streams must have use_denoising_batch={denoising_batch} and frame_buffer_size 1")
         if stream.unet is not first.unet or stream.vae is not first.vae:
             raise ValueError("batched streams must share one UNet and one VAE")
 
 
-@torch.inference_mode()
-def advance_streams(streams: Sequence[StreamDiffusion], images: torch.Tensor) -> torch.Tensor:
-    """images [N,3,H,W] in [-1,1], one per stream -> decoded images [N,3,H,W] in [-1,1], one per stream."""
-    _check(streams, images)
-    unet, vae = streams[0].unet, streams[0].vae
+def _encode(streams: Sequence[StreamDiffusion], images: torch.Tensor) -> list[torch.Tensor]:
+    """One VAE encode for all images, then each stream's encode_image (its sampling and first noise)
+    on its row: a noisy latent [1,4,h,w] per stream."""
+    vae = streams[0].vae
     encoded = vae.encode(images.to(device=streams[0].device, dtype=vae.dtype))
     latents: list[torch.Tensor] = []
     for stream, row in zip(streams, _encoded_rows(encoded, len(streams)), strict=True):
@@ -103,15 +118,32 @@ def advance_streams(streams: Sequence[StreamDiffusion], images: torch.Tensor) ->
             latents.append(stream.encode_image(images[:1]))  # the image itself is already encoded in `row`
         finally:
             stream.vae = vae
+    return latents
 
-    inputs = [unet_inputs(stream, latent) for stream, latent in zip(streams, latents, strict=True)]
-    predictions = unet(
+
+def _unet_rows(unet: Any, inputs: Sequence[UNetInputs]) -> tuple[torch.Tensor, ...]:
+    """One UNet call over every stream's rows, split back per stream."""
+    return unet(
         torch.cat([sample for sample, _, _ in inputs]),
         torch.cat([timestep for _, timestep, _ in inputs]),
         encoder_hidden_states=torch.cat([embeds for _, _, embeds in inputs]),
         return_dict=False,
     )[0].split([sample.shape[0] for sample, _, _ in inputs])
 
+
+def _decode(streams: Sequence[StreamDiffusion], latents: Sequence[torch.Tensor]) -> torch.Tensor:
+    vae = streams[0].vae
+    return vae.decode(torch.cat(list(latents)) / vae.config.scaling_factor, return_dict=False)[0]
+
+
+@torch.inference_mode()
+def advance_streams(streams: Sequence[StreamDiffusion], images: torch.Tensor) -> torch.Tensor:
+    """Realtime: images [N,3,H,W] in [-1,1], one per stream -> decoded images [N,3,H,W] in [-1,1]."""
+    _check(streams, images, denoising_batch=True)
+    unet = streams[0].unet
+    latents = _encode(streams, images)
+    inputs = [unet_inputs(stream, latent) for stream, latent in zip(streams, latents, strict=True)]
+    predictions = _unet_rows(unet, inputs)
     denoised: list[torch.Tensor] = []
     for stream, latent, prediction in zip(streams, latents, predictions, strict=True):
         stream.unet = _Replay(unet, prediction)
@@ -119,4 +151,60 @@ def advance_streams(streams: Sequence[StreamDiffusion], images: torch.Tensor) ->
             denoised.append(stream.predict_x0_batch(latent))
         finally:
             stream.unet = unet
-    return vae.decode(torch.cat(denoised) / vae.config.scaling_factor, return_dict=False)[0]
+    return _decode(streams, denoised)
+
+
+@torch.inference_mode()
+def denoise_drawings(streams: Sequence[StreamDiffusion], images: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
+    """Canvas: images [N,3,H,W] in [-1,1] -> decoded [N,3,H,W] in [-1,1], every step of each stream
+    on its own image, one UNet call per step for all streams.
+
+    Mirrors predict_x0_batch without the denoising batch, except for the noise added between steps:
+    StreamDiffusion draws it from the global RNG, shared by every stream of a batch; here each
+    stream draws it from a CPU generator seeded with its `seeds` entry, so a drawing's result
+    depends on its seed only, whatever else is in its batch.
+    """
+    _check(streams, images, denoising_batch=False)
+    if len(seeds) != len(streams):
+        raise ValueError(f"{len(seeds)} seeds for {len(streams)} streams")
+    steps = {len(stream.sub_timesteps_tensor) for stream in streams}
+    if len(steps) != 1:
+        raise ValueError(f"batched drawings must have equally many steps, got {sorted(steps)}")
+    unet = streams[0].unet
+    noise = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+    latents = _encode(streams, images)
+    for stream, latent in zip(streams, latents, strict=True):
+        stream.init_noise = latent  # as predict_x0_batch does without the denoising batch
+    last = steps.pop() - 1
+    denoised = latents
+    for idx in range(last + 1):
+        timesteps = [_step_timesteps(stream, idx) for stream in streams]
+        inputs = [_with_guidance_rows(s, x, t) for s, x, t in zip(streams, latents, timesteps, strict=True)]
+        predictions = _unet_rows(unet, inputs)
+        denoised = [
+            _scheduler_step(stream, unet, prediction, latent, t, idx)
+            for stream, prediction, latent, t in zip(streams, predictions, latents, timesteps, strict=True)
+        ]
+        if idx < last:
+            latents = [_renoise(s, x0, idx + 1, g) for s, x0, g in zip(streams, denoised, noise, strict=True)]
+    return _decode(streams, denoised)
+
+
+def _scheduler_step(
+    stream: StreamDiffusion, unet: Any, prediction: torch.Tensor, latent: torch.Tensor, t: torch.Tensor, idx: int
+) -> torch.Tensor:
+    """The stream's own unet_step (guidance and scheduler arithmetic) on its rows of the batched UNet call."""
+    stream.unet = _Replay(unet, prediction)
+    try:
+        x_0_pred, _ = stream.unet_step(latent, t, idx)
+    finally:
+        stream.unet = unet
+    return x_0_pred
+
+
+def _renoise(stream: StreamDiffusion, x_0_pred: torch.Tensor, idx: int, generator: torch.Generator) -> torch.Tensor:
+    """The noisy latent step `idx` starts from, as predict_x0_batch makes it (noise from `generator`)."""
+    if not stream.do_add_noise:
+        return stream.alpha_prod_t_sqrt[idx] * x_0_pred
+    fresh = torch.randn(x_0_pred.shape, generator=generator, dtype=torch.float32).to(x_0_pred.device, x_0_pred.dtype)
+    return stream.alpha_prod_t_sqrt[idx] * x_0_pred + stream.beta_prod_t_sqrt[idx] * fresh
