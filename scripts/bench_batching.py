@@ -1,7 +1,7 @@
 """Cross-session batching, on and off, side by side: aggregate fps and latency for 1/2/4/8 sessions.
 
 Starts two tritonservers through the launcher with the same configuration, one with
-`realtime.pipeline.batch_across_sessions` on and one with it off, then for each session count
+`batch_across_sessions` on for both variants and one with it off, then for each session count
 alternates between them (so drift on a shared machine hits both alike). Each session is a client
 thread that sends its next frame when the previous answer arrived, as a webcam session does:
 realtime as one Triton sequence per session, canvas as one request per drawing. "mean batch" is
@@ -60,6 +60,7 @@ def start_server(label: str, config: Path, batching: bool, threads: int, run_dir
     env = {
         **os.environ,
         "SD__REALTIME__PIPELINE__BATCH_ACROSS_SESSIONS": "true" if batching else "false",
+        "SD__CANVAS__PIPELINE__BATCH_ACROSS_SESSIONS": "true" if batching else "false",
         "SD__TRITON__CPU_THREADS_PER_MODEL": str(threads),
         "SD__TRITON__LOG_FILE": str(run_dir / f"{label}.log"),
         "PYTHONUNBUFFERED": "1",

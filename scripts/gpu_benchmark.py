@@ -14,8 +14,10 @@ the device (no JPEG, no Triton):
   two ways: "stacked" (sdbackend.stream_batch, as the realtime model runs a Triton batch: one VAE
   encode, one UNet call and one decode for all sessions) and "sequential" (the sessions one after
   another, as with realtime.pipeline.batch_across_sessions off). frames/s is the aggregate.
-- canvas: one drawing fully denoised in 4 steps (one after another, guidance "full": two UNet
-  rows a step) with the full VAE, as the canvas variant runs it; latency per drawing.
+- canvas: drawings fully denoised in 4 steps each with the VAE configured for canvas (the full
+  VAE) and its guidance ("initialize": two UNet rows a step), for 1 and 4 drawings (--canvas-sessions)
+  "stacked" (sdbackend.stream_batch.denoise_drawings: one UNet call per step for all drawings, as
+  the canvas model runs a Triton batch) and "sequential" (one drawing after another).
 
 Each row: warm-up calls, then timed calls bracketed by CUDA events recorded without waiting (one
 synchronize at the end of the row), the median per call reported; peak GPU memory from
@@ -44,7 +46,7 @@ from diffusers import StableDiffusionPipeline  # noqa: E402
 from streamdiffusion import StreamDiffusion  # noqa: E402
 
 from sdbackend.random_model import architecture, build_pipeline_on  # noqa: E402
-from sdbackend.stream_batch import advance_streams  # noqa: E402
+from sdbackend.stream_batch import advance_streams, denoise_drawings  # noqa: E402
 from sdbackend.torch_speedups import COMPILE_MODES, CudaGraphUNet, SpeedupOptions, mark_step, speed_up  # noqa: E402
 from sdconfig import Settings, config_path, load_settings  # noqa: E402
 
@@ -215,17 +217,32 @@ def with_mark(step: Callable[[], object], args: argparse.Namespace) -> Callable[
     return marked
 
 
-def canvas_row(pipe: StableDiffusionPipeline, settings: Settings, args: argparse.Namespace, label: str = "") -> Row:
+def canvas_rows(
+    pipe: StableDiffusionPipeline, settings: Settings, args: argparse.Namespace, label: str = ""
+) -> list[Row]:
     t_index_list = step_list(settings.canvas.pipeline.t_index_list, args.canvas_steps)
-    stream = make_stream(pipe, settings, "canvas", t_index_list, args.size, 0, False)
-    image = input_images(1, args.size, pipe)
+    rows = []
+    for batching in args.batching:
+        for drawings in args.canvas_sessions:
+            streams = [
+                make_stream(pipe, settings, "canvas", t_index_list, args.size, seed, False) for seed in range(drawings)
+            ]
+            images = input_images(drawings, args.size, pipe)
+            seeds = list(range(drawings))
 
-    @torch.inference_mode()
-    def step() -> torch.Tensor:
-        return one_frame(stream, image)
+            @torch.inference_mode()
+            def stacked(streams: list = streams, images: torch.Tensor = images, seeds: list = seeds) -> object:
+                return denoise_drawings(streams, images, seeds)
 
-    rows_per_step = stream.prompt_embeds.shape[0]
-    return measure(f"canvas{label}", len(t_index_list), 1, rows_per_step, with_mark(step, args), args)
+            @torch.inference_mode()
+            def sequential(streams: list = streams, images: torch.Tensor = images, seeds: list = seeds) -> object:
+                return [denoise_drawings([s], images[i : i + 1], seeds[i : i + 1]) for i, s in enumerate(streams)]
+
+            step = stacked if batching == "stacked" else sequential
+            unet_rows = sum(s.prompt_embeds.shape[0] for s in streams)
+            scenario = f"canvas {batching}{label}"
+            rows.append(measure(scenario, len(t_index_list), drawings, unet_rows, with_mark(step, args), args))
+    return rows
 
 
 # ------------------------------------------------------------------------------ report
@@ -239,7 +256,7 @@ def table(rows: Sequence[Row]) -> str:
     ]
     for r in rows:
         one = base.get((r.scenario, r.steps))
-        scale = f"{r.fps / one:.2f}" if one and r.scenario.startswith("realtime") else "-"
+        scale = f"{r.fps / one:.2f}" if one else "-"
         peak = f"{r.peak_mib:.0f}" if r.peak_mib is not None else "n/a"
         lines.append(
             f"| {r.scenario} | {r.steps} | {r.sessions} | {r.unet_rows} | {r.ms:.2f} | {r.p90_ms:.2f} | "
@@ -297,9 +314,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         nargs="+",
         choices=["stacked", "sequential"],
         default=["stacked", "sequential"],
-        help="realtime batching",
+        help="stacked into shared calls, and/or one session after another",
     )
     parser.add_argument("--canvas-steps", type=int, default=4)
+    parser.add_argument("--canvas-sessions", type=int, nargs="+", default=[1, 4], help="canvas drawings batched")
     parser.add_argument("--warmup", type=int, default=None, help="calls before timing (default 10 on CUDA, 1 on CPU)")
     parser.add_argument("--iters", type=int, default=None, help="timed calls per row (default 50 on CUDA, 2 on CPU)")
     parser.add_argument("--compile", choices=COMPILE_MODES, default="none", help="torch.compile mode for the UNet")
@@ -348,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for graphs in args.cuda_graphs:
         label, unet = unets[graphs]
         rows += realtime_rows(variant_pipe(pipe, realtime_vae, unet), settings, args, label)
-        rows.append(canvas_row(variant_pipe(pipe, canvas_vae, unet), settings, args, label))
+        rows += canvas_rows(variant_pipe(pipe, canvas_vae, unet), settings, args, label)
 
     report = "\n".join([header(args, dtype, applied), "", table(rows), "", *verdicts(rows)])
     print("\n" + report, flush=True)

@@ -296,8 +296,11 @@ def test_bad_request_in_a_batch_leaves_the_others_answered(client) -> None:
 
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(send, [good[0], b"junk", good[1], good[2]]))
-    assert answers[0] == expected[0] and answers[2] == expected[1] and answers[3] == expected[2]
     assert "not a JPEG" in answers[1]
+    for answer, alone in zip([answers[0], answers[2], answers[3]], expected, strict=True):
+        assert isinstance(answer, bytes), answer
+        difference = np.abs(decoded(answer).astype(int) - decoded(alone).astype(int))
+        assert difference.mean() < 1.0, f"mean difference {difference.mean():.2f} levels from the drawing alone"
 
 
 def test_realtime_bad_frame_keeps_the_sequence(client) -> None:

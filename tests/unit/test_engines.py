@@ -308,3 +308,15 @@ def test_fingerprint_follows_configs_and_weights(tmp_path: Path) -> None:
     (unet / "config.json").write_text('{"in_channels": 9}')
     assert folder_fingerprint(tmp_path, ("unet", "vae")) != second
     assert folder_fingerprint(tmp_path / "absent") is None
+
+
+def test_canvas_without_batching_plans_one_drawing() -> None:
+    config = Settings.model_validate(
+        {
+            "model": {"model_id": "models/sd-turbo", "tiny_vae_id": "models/taesd"},
+            "canvas": {"pipeline": {"batch_across_sessions": False}},
+        }
+    )
+    need = mode_needs(config, "canvas")
+    assert need.unet_batch.max == unet_rows(config.canvas.pipeline.cfg_type, 1)
+    assert need.vae_batch.max == 1

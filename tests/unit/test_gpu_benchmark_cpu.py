@@ -34,8 +34,10 @@ def test_gpu_benchmark_runs_on_the_cpu(tmp_path: Path) -> None:
         for steps in (1, 2):
             for sessions in (1, 2):
                 assert (f"realtime {batching}", steps, sessions) in keys
-    assert ("canvas", 4, 1) in keys
-    assert len(rows) == 9
+    for batching in ("stacked", "sequential"):
+        for drawings in (1, 4):
+            assert (f"canvas {batching}", 4, drawings) in keys
+    assert len(rows) == 12
     for cells in rows:
         assert float(cells[4]) > 0 and float(cells[6]) > 0  # ms per call, frames/s
     assert "frames/s (target 150" in table

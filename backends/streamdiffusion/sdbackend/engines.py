@@ -323,10 +323,10 @@ class ModeNeeds:
 
 def streams_per_call(settings: Settings, mode: Mode) -> int:
     """How many streams one model call may advance together: variant.max_batch (Triton's max_batch_size,
-    rendered from it), or 1 where realtime runs its sequences one by one. Engines run on a GPU, where
-    batch_across_sessions "auto" means on."""
+    rendered from it), or 1 where the variant runs its sessions' requests one by one. Engines run on a
+    GPU, where batch_across_sessions "auto" means on."""
     variant = settings.variant(mode)
-    if mode == "realtime" and not variant.batches_across_sessions("cuda"):
+    if not variant.batches_across_sessions("cuda"):
         return 1
     return variant.max_batch
 
