@@ -2,17 +2,18 @@
 
 Starts two tritonservers through the launcher with the same configuration, one with
 `batch_across_sessions` on for both variants and one with it off, then for each session count
-alternates between them (so drift on a shared machine hits both alike). Each session is a client
-thread that sends its next frame when the previous answer arrived, as a webcam session does:
-realtime as one Triton sequence per session, canvas as one request per drawing. "mean batch" is
-what Triton handed the model per execution (its inference and execution counts).
+alternates between them --repeats times (so drift on a shared machine hits both alike). Each
+session is a client thread that sends its next frame when the previous answer arrived, as a
+webcam session does: realtime as one Triton sequence per session, canvas as one request per
+drawing. "mean batch" is what Triton handed the model per execution (its inference and execution
+counts).
 
 On a CPU-only machine each model gets --threads intra-op threads (triton.cpu_threads_per_model);
 the default gives the model under test every core, as a GPU model has the whole GPU (only one
 model is busy at a time here). Several values run the whole table once per value.
 
     .venv/bin/python scripts/bench_batching.py [--config tests/config.test.yaml] [--sessions 1 2 4 8]
-        [--seconds 8] [--threads 2 1] [--modes realtime canvas] [--out artifacts/batching.md]
+        [--seconds 6] [--repeats 3] [--threads 2 1] [--modes realtime canvas] [--out artifacts/batching.md]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -129,15 +131,27 @@ def counts(server: Server, model: str) -> tuple[float, float]:
 
 
 @dataclass
+class Sample:
+    """One timed run of a cell on one server."""
+
+    latencies: list[float]
+    seconds: float
+    inferences: float
+    executions: float
+
+
+@dataclass
 class Result:
     fps: float
+    """Median over the repeats of the aggregate frames per second."""
     p50_ms: float
     p95_ms: float
+    """Over every frame of every repeat."""
     frames: int
     mean_batch: float
 
 
-def measure(server: Server, model: str, stateful: bool, sessions: int, seconds: float, size: int) -> Result:
+def measure(server: Server, model: str, stateful: bool, sessions: int, seconds: float, size: int) -> Sample:
     pictures = frames(size, 30, 0)
     session(server.url, model, stateful, pictures, time.monotonic() + 1.0, 10**9)  # warm-up
     inferences, executions = counts(server, model)
@@ -155,13 +169,22 @@ def measure(server: Server, model: str, stateful: bool, sessions: int, seconds: 
         thread.join()
     elapsed = time.monotonic() - started
     inferences_after, executions_after = counts(server, model)
-    every = sorted(x for r in results for x in r)
+    return Sample(
+        latencies=[x for r in results for x in r],
+        seconds=elapsed,
+        inferences=inferences_after - inferences,
+        executions=executions_after - executions,
+    )
+
+
+def combine(samples: list[Sample]) -> Result:
+    every = sorted(x for sample in samples for x in sample.latencies)
     return Result(
-        fps=len(every) / elapsed,
+        fps=statistics.median(len(sample.latencies) / sample.seconds for sample in samples),
         p50_ms=statistics.median(every) * 1000,
         p95_ms=every[int(0.95 * (len(every) - 1))] * 1000,
         frames=len(every),
-        mean_batch=(inferences_after - inferences) / max(1.0, executions_after - executions),
+        mean_batch=sum(sample.inferences for sample in samples) / max(1.0, sum(s.executions for s in samples)),
     )
 
 
@@ -185,15 +208,18 @@ def measure_all(args: argparse.Namespace, settings: Settings, threads: int) -> R
         for mode in args.modes:
             model = settings.model_name(mode)
             for n in args.sessions:
-                measured = {}
-                for label in ("on", "off"):
-                    measured[label] = measure(servers[label], model, mode == "realtime", n, args.seconds, size)
-                    r = measured[label]
-                    print(
-                        f"{mode:<9}{n:>3} sessions  {threads} threads  batching {label:<3}  {r.fps:7.1f} fps  "
-                        f"p50 {r.p50_ms:7.1f} ms  p95 {r.p95_ms:7.1f} ms  mean batch {r.mean_batch:.2f}",
-                        file=sys.stderr,
-                    )
+                samples: dict[str, list[Sample]] = {"on": [], "off": []}
+                for repeat in range(args.repeats):
+                    for label in ("on", "off"):
+                        sample = measure(servers[label], model, mode == "realtime", n, args.seconds, size)
+                        samples[label].append(sample)
+                        print(
+                            f"{mode:<9}{n:>3} sessions  {threads} threads  repeat {repeat + 1}  batching {label:<3} "
+                            f"{len(sample.latencies) / sample.seconds:7.1f} fps  "
+                            f"mean batch {sample.inferences / max(1.0, sample.executions):.2f}",
+                            file=sys.stderr,
+                        )
+                measured = {label: combine(runs) for label, runs in samples.items()}
                 rows.append((mode, n, measured["on"], measured["off"]))
     finally:
         for server in servers.values():
@@ -206,7 +232,8 @@ def table(args: argparse.Namespace, settings: Settings, results: dict[int, Rows]
     config = args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config
     size = settings.pipeline.width
     lines = [
-        f"Configuration: {config}, {size}x{size}, {args.seconds:g} s per cell, {os.cpu_count()} CPU cores.",
+        f"Configuration: {config}, {size}x{size}, {args.repeats} alternating runs of {args.seconds:g} s per cell "
+        f"and server (fps: their median; latency: all their frames), {os.cpu_count()} CPU cores.",
         "",
         "| mode | threads per model | sessions | fps on | fps off | gain | p50 on (ms) | p50 off (ms) "
         "| p95 on (ms) | p95 off (ms) | mean batch on |",
@@ -225,7 +252,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=ROOT / "tests" / "config.test.yaml")
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of one timed run")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per cell and server, alternating")
     parser.add_argument("--modes", nargs="+", default=["realtime", "canvas"])
     parser.add_argument(
         "--threads",
@@ -237,6 +265,7 @@ def main() -> int:
     parser.add_argument("--run-dir", type=Path, default=ROOT / "run" / "bench-batching")
     parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
 
     settings = load_settings(args.config)
     results = {threads: measure_all(args, settings, threads) for threads in args.threads}

@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""Realtime frame time of the configured model in process (no Triton): alone and in a batch of
-sessions, NCHW and channels-last memory, side by side.
+"""Realtime frame time of the configured model in process (no Triton): sessions one after another
+and in one batch, NCHW and channels-last memory, side by side.
 
     python scripts/bench_model_cpu.py [--config config.yaml] [--sizes 128 512] [--batch 4]
         [--threads N] [--runs 9]
 
 A frame is what the realtime model does per request: VAE encode, the UNet over the stream batch,
-VAE decode, through `ImageGenerator.run` (one session) and `ImageGenerator.run_group` (--batch
-sessions in one call, as with realtime.pipeline.batch_across_sessions). Each configuration (VAE x
-memory format) is its own loaded pipeline; their runs are interleaved round by round so that a busy
-machine slows them alike, and the median of --runs rounds after two warm-up rounds is printed.
+VAE decode. "one by one" runs --batch sessions' frames through `ImageGenerator.run` one after
+another (batch_across_sessions off), "batched" through one `ImageGenerator.run_group` call (on):
+the same work either way, so caches start alike. Each configuration (VAE x memory format) is its
+own loaded pipeline; their runs are interleaved round by round so that a busy machine slows them
+alike, and the median of --runs rounds after two warm-up rounds is printed, per frame.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def generator_for(config_file: Path, size: int, tiny_vae: bool, channels_last: b
 
 
 def workloads(generator: ImageGenerator, settings: Settings, size: int, batch: int) -> dict[str, Callable[[], object]]:
-    """One frame alone, and one frame for each of `batch` sessions in one call."""
+    """One frame for each of `batch` sessions: one session after another, and all in one call."""
     variant = settings.realtime.pipeline
     streams = [
         generator.new_stream(
@@ -67,8 +68,8 @@ def workloads(generator: ImageGenerator, settings: Settings, size: int, batch: i
     ]
     images = [np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8) for seed in range(batch)]
     return {
-        "alone": lambda: generator.run(streams[0], images[0]),
-        "batch": lambda: generator.run_group(streams, images),
+        "one by one": lambda: [generator.run(stream, image) for stream, image in zip(streams, images, strict=True)],
+        "batched": lambda: generator.run_group(streams, images),
     }
 
 
@@ -89,7 +90,7 @@ def main() -> None:
         f"{settings.model.model_id} on {device} {dtype}, {args.threads} threads, "
         f"t_index_list {list(settings.realtime.pipeline.t_index_list)}, batch of {args.batch}, {args.runs} rounds"
     )
-    print("| size | VAE | memory | ms/frame alone | ms/frame in batch | batch gain |")
+    print("| size | VAE | memory | ms/frame one by one | ms/frame batched | batch gain |")
     print("|---:|---|---|---:|---:|---:|")
     for size in args.sizes:
         cells: dict[tuple[str, str], dict[str, Callable[[], object]]] = {}
@@ -108,8 +109,8 @@ def main() -> None:
                         if round_ >= WARMUP:
                             times.setdefault((*key, name), []).append(time.perf_counter() - started)
         for vae, memory in cells:
-            alone = statistics.median(times[(vae, memory, "alone")]) * 1000
-            batched = statistics.median(times[(vae, memory, "batch")]) * 1000 / args.batch
+            alone = statistics.median(times[(vae, memory, "one by one")]) * 1000 / args.batch
+            batched = statistics.median(times[(vae, memory, "batched")]) * 1000 / args.batch
             print(f"| {size} | {vae} | {memory} | {alone:.1f} | {batched:.1f} | {alone / batched:.2f}x |")
 
 
