@@ -5,8 +5,8 @@ Starts two tritonservers through the launcher with the same configuration, one w
 alternates between them --repeats times (so drift on a shared machine hits both alike). Each
 session is a client thread that sends its next frame when the previous answer arrived, as a
 webcam session does: realtime as one Triton sequence per session, canvas as one request per
-drawing. "mean batch" is what Triton handed the model per execution (its inference and execution
-counts).
+drawing. From Triton's statistics: "mean batch" is what Triton handed the model per execution,
+"model ms/frame" the time in the model's execute() per frame, the part that batching changes.
 
 On a CPU-only machine each model gets --threads intra-op threads (triton.cpu_threads_per_model);
 the default gives the model under test every core, as a GPU model has the whole GPU (only one
@@ -28,14 +28,12 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 from PIL import Image
-from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
@@ -53,7 +51,6 @@ def free_port() -> int:
 class Server:
     label: str
     url: str
-    metrics_url: str
     process: subprocess.Popen[str]
 
 
@@ -75,7 +72,7 @@ def start_server(label: str, config: Path, batching: bool, threads: int, run_dir
     for line in process.stdout:
         if line.startswith("READY"):
             threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
-            return Server(label, f"127.0.0.1:{grpc}", f"http://127.0.0.1:{metrics}/metrics", process)
+            return Server(label, f"127.0.0.1:{grpc}", process)
         print(f"  [{label}] {line.rstrip()}", file=sys.stderr)
     raise SystemExit(f"{label}: tritonserver did not start (see {run_dir / label}.log)")
 
@@ -118,16 +115,21 @@ def session(url: str, model: str, stateful: bool, pictures: list[bytes], stop_at
     return latencies
 
 
-def counts(server: Server, model: str) -> tuple[float, float]:
-    """Triton's (inferences, executions) of `model` so far."""
-    with urllib.request.urlopen(server.metrics_url, timeout=10) as answer:
-        text = answer.read().decode()
-    found = {"nv_inference_count": 0.0, "nv_inference_exec_count": 0.0}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:  # the parser names a counter's samples <family>_total
-            if family.name in found and sample.name.endswith("_total") and sample.labels.get("model") == model:
-                found[family.name] += sample.value
-    return found["nv_inference_count"], found["nv_inference_exec_count"]
+@dataclass(frozen=True)
+class Counts:
+    """Triton's statistics of one model so far."""
+
+    inferences: float
+    executions: float
+    compute_ms: float
+    """Time in the model's execute(), summed over executions (batch_stats compute_infer)."""
+
+
+def counts(server: Server, model: str) -> Counts:
+    client = grpcclient.InferenceServerClient(server.url)
+    stats = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
+    compute_ns = sum(int(b["compute_infer"]["ns"]) for b in stats.get("batch_stats", []))
+    return Counts(float(stats.get("inference_count", 0)), float(stats.get("execution_count", 0)), compute_ns / 1e6)
 
 
 @dataclass
@@ -138,6 +140,7 @@ class Sample:
     seconds: float
     inferences: float
     executions: float
+    compute_ms: float
 
 
 @dataclass
@@ -149,12 +152,14 @@ class Result:
     """Over every frame of every repeat."""
     frames: int
     mean_batch: float
+    model_ms: float
+    """Time in the model per frame: what batching changes, without gRPC, queueing and the clients."""
 
 
 def measure(server: Server, model: str, stateful: bool, sessions: int, seconds: float, size: int) -> Sample:
     pictures = frames(size, 30, 0)
     session(server.url, model, stateful, pictures, time.monotonic() + 1.0, 10**9)  # warm-up
-    inferences, executions = counts(server, model)
+    before = counts(server, model)
     stop_at = time.monotonic() + seconds
     results: list[list[float]] = [[] for _ in range(sessions)]
     started = time.monotonic()
@@ -168,12 +173,13 @@ def measure(server: Server, model: str, stateful: bool, sessions: int, seconds: 
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
-    inferences_after, executions_after = counts(server, model)
+    after = counts(server, model)
     return Sample(
         latencies=[x for r in results for x in r],
         seconds=elapsed,
-        inferences=inferences_after - inferences,
-        executions=executions_after - executions,
+        inferences=after.inferences - before.inferences,
+        executions=after.executions - before.executions,
+        compute_ms=after.compute_ms - before.compute_ms,
     )
 
 
@@ -185,6 +191,7 @@ def combine(samples: list[Sample]) -> Result:
         p95_ms=every[int(0.95 * (len(every) - 1))] * 1000,
         frames=len(every),
         mean_batch=sum(sample.inferences for sample in samples) / max(1.0, sum(s.executions for s in samples)),
+        model_ms=sum(s.compute_ms for s in samples) / max(1.0, sum(s.inferences for s in samples)),
     )
 
 
@@ -216,7 +223,8 @@ def measure_all(args: argparse.Namespace, settings: Settings, threads: int) -> R
                         print(
                             f"{mode:<9}{n:>3} sessions  {threads} threads  repeat {repeat + 1}  batching {label:<3} "
                             f"{len(sample.latencies) / sample.seconds:7.1f} fps  "
-                            f"mean batch {sample.inferences / max(1.0, sample.executions):.2f}",
+                            f"mean batch {sample.inferences / max(1.0, sample.executions):.2f}  "
+                            f"model {sample.compute_ms / max(1.0, sample.inferences):5.1f} ms/frame",
                             file=sys.stderr,
                         )
                 measured = {label: combine(runs) for label, runs in samples.items()}
@@ -236,14 +244,15 @@ def table(args: argparse.Namespace, settings: Settings, results: dict[int, Rows]
         f"and server (fps: their median; latency: all their frames), {os.cpu_count()} CPU cores.",
         "",
         "| mode | threads per model | sessions | fps on | fps off | gain | p50 on (ms) | p50 off (ms) "
-        "| p95 on (ms) | p95 off (ms) | mean batch on |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| p95 on (ms) | p95 off (ms) | mean batch on | model ms/frame on | model ms/frame off |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for threads, rows in results.items():
         for mode, n, on, off in rows:
             lines.append(
                 f"| {mode} | {threads} | {n} | {on.fps:.1f} | {off.fps:.1f} | {on.fps / off.fps:.2f}x | "
-                f"{on.p50_ms:.0f} | {off.p50_ms:.0f} | {on.p95_ms:.0f} | {off.p95_ms:.0f} | {on.mean_batch:.2f} |"
+                f"{on.p50_ms:.0f} | {off.p50_ms:.0f} | {on.p95_ms:.0f} | {off.p95_ms:.0f} | {on.mean_batch:.2f} | "
+                f"{on.model_ms:.1f} | {off.model_ms:.1f} |"
             )
     return "\n".join(lines)
 
