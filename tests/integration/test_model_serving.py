@@ -234,6 +234,25 @@ def test_canvas_batch_answers_each_request_alone(client) -> None:
     assert len(set(together)) == 4
 
 
+def test_canvas_batch_with_two_step_lists_answers_each_alone(client) -> None:
+    """Drawings with different step lists in one batch run as separate groups; none takes another's steps."""
+    drawings = [png(scene(SIZE, 60 + i)) for i in range(4)]
+    steps = [None, [10, 30], None, [10, 30]]
+
+    def draw(i: int) -> bytes:
+        extra = {"T_INDEX_LIST": steps[i]} if steps[i] else {}
+        return canvas(client, drawings[i], SEED=7, **extra)
+
+    alone = [draw(i) for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(draw, range(4)))
+    for i, (mine, reference) in enumerate(zip(together, alone, strict=True)):
+        difference = np.abs(decoded(mine).astype(int) - decoded(reference).astype(int))
+        assert difference.mean() < 1.0, f"drawing {i}: mean difference {difference.mean():.2f} levels from alone"
+    two_steps = canvas(client, drawings[0], SEED=7, T_INDEX_LIST=[10, 30])
+    assert np.abs(decoded(two_steps).astype(int) - decoded(alone[0]).astype(int)).mean() > 1.0
+
+
 BAD_REQUESTS = [
     ("undecodable", lambda: inputs(b"certainly not an image"), "not a JPEG, PNG or WebP"),
     ("wrong resolution", lambda: inputs(jpeg(scene(64, 0))), "64x64"),

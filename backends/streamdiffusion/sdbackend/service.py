@@ -143,8 +143,10 @@ class CanvasService:
 
     def _draw(self, requests: list[GenerationRequest]) -> list[Outcome]:
         key = requests[0].params.t_index_list
-        streams = [self._stream_for(key, request.params) for request in requests]
+        streams: list[StreamDiffusion] = []
         try:
+            for request in requests:
+                streams.append(self._stream_for(key, request.params))
             pictures = self.generator.run_drawings(
                 streams, [request.image for request in requests], [request.params.seed for request in requests]
             )
