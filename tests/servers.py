@@ -134,14 +134,19 @@ def launch_frontends(
     env = {**triton.env, "SD__SERVER__PORT": str(port), **(extra_env or {})}
     server = start_process([sys.executable, "-m", "frontends", "--config", str(triton.config_file)], env)
     base_url = f"http://127.0.0.1:{port}"
+    wait_until_healthy(server, base_url, timeout)
+    return FrontendServer(base_url=base_url, port=port, triton=triton, server=server)
+
+
+def wait_until_healthy(server: ServerProcess, base_url: str, timeout: float) -> None:
+    """Until the frontends at `base_url` answer /healthz; a process that exits or a timeout fails the test."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             with urllib.request.urlopen(f"{base_url}/healthz", timeout=2):
-                break
+                return
         except OSError:
             if server.process.poll() is not None or time.monotonic() > deadline:
                 server.stop()
                 pytest.fail(f"frontends did not start:\n{server.output()}")
             time.sleep(0.2)
-    return FrontendServer(base_url=base_url, port=port, triton=triton, server=server)

@@ -107,18 +107,11 @@ class TritonPythonModel:
 
     def _canvas(self, checked: list) -> list[Outcome]:
         """Good drawings go to the service as one group; bad ones keep their error."""
-        outcomes: list[Outcome] = list(checked)
         places = [i for i, item in enumerate(checked) if not isinstance(item, Exception)]
-        results = self._guard(self.service.handle, [checked[i] for i in places])
-        if isinstance(results, Exception):
-            results = [results] * len(places)
-        for i, outcome in zip(places, results, strict=True):
-            outcomes[i] = outcome
-        return outcomes
+        return self._answer_group(checked, places, [checked[i] for i in places])
 
     def _realtime(self, requests: list, checked: list) -> list[Outcome]:
         """Good frames go to the service as one group; a bad frame still ends its sequence when flagged END."""
-        outcomes: list[Outcome] = list(checked)
         frames, places = [], []
         for i, (request, item) in enumerate(zip(requests, checked, strict=True)):
             flags, sequence_id = request.flags(), request.correlation_id()
@@ -128,12 +121,18 @@ class TritonPythonModel:
                 continue
             frames.append(SequenceFrame(sequence_id, bool(flags & FLAG_START), bool(flags & FLAG_END), item))
             places.append(i)
-        results = self._guard(self.service.handle, frames)
-        if isinstance(results, Exception):  # the whole group failed: every frame of it hears why
-            results = [results] * len(frames)
+        outcomes = self._answer_group(checked, places, frames)
+        self._sequence_gauge.set(len(self.service.sequences))
+        return outcomes
+
+    def _answer_group(self, checked: list, places: list[int], group: list) -> list[Outcome]:
+        """`checked` with the service's outcome for `group` (the good requests, at `places`) put in."""
+        outcomes: list[Outcome] = list(checked)
+        results = self._guard(self.service.handle, group)
+        if isinstance(results, Exception):  # the whole group failed: every request of it hears why
+            results = [results] * len(group)
         for i, outcome in zip(places, results, strict=True):
             outcomes[i] = outcome
-        self._sequence_gauge.set(len(self.service.sequences))
         return outcomes
 
     @staticmethod

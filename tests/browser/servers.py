@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass, field
 
-import pytest
-
-from tests.servers import ServerProcess, TritonServer, start_process
+from tests.servers import ServerProcess, TritonServer, start_process, wait_until_healthy
 
 
 def metric(base_url: str, name: str, mode: str) -> float:
@@ -38,16 +35,7 @@ class OwnFrontend:
         env = {**self.triton.env, "SD__SERVER__PORT": str(self.port), **self.extra_env}
         args = [sys.executable, "-m", "frontends", "--config", str(self.triton.config_file)]
         self.server = start_process(args, env)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=2):
-                    return
-            except OSError:
-                if self.server.process.poll() is not None or time.monotonic() > deadline:
-                    self.server.stop()
-                    pytest.fail(f"frontends did not start:\n{self.server.output()}")
-                time.sleep(0.2)
+        wait_until_healthy(self.server, self.base_url, timeout)
 
     def stop(self) -> None:
         """SIGTERM, as an orchestrator stops it: open sessions are closed with 1001."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +16,7 @@ from aiohttp import web
 
 from frontends.app import create_app
 from sdconfig import Settings
+from tests.servers import free_port
 
 METRIC_LINE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
 
@@ -143,12 +143,6 @@ class TcpRelay:
                 writer.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def with_overrides(settings: Settings, section: str, **values: object) -> Settings:
     """A copy of `settings` with some keys of one section changed, validated like a config file."""
     data = settings.model_dump(mode="json")
@@ -162,7 +156,14 @@ async def serve_in_process(settings: Settings) -> AsyncIterator[str]:
 
     Leaving the block shuts it down the way a SIGTERM does (on_shutdown, then cleanup).
     """
-    runner = web.AppRunner(create_app(settings))
+    async with serve_app(create_app(settings)) as base_url:
+        yield base_url
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Any aiohttp app on a loopback port, in this event loop; yields its base URL."""
+    runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

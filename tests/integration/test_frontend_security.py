@@ -10,25 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import os
 import secrets
 import struct
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
-from frontend_helpers import free_port, serve_in_process, with_overrides
+from frontend_helpers import serve_app, serve_in_process, with_overrides
 
 from frontends.app import create_app
 from frontends.client import ProtocolClient
 from frontends.pages import add_pages
 from frontends.security import RedactingAccessLogger
 from sdconfig import Settings, load_settings
-from tests.servers import TEST_CONFIG
+from tests.servers import TEST_CONFIG, free_port
 
 TOKEN = secrets.token_urlsafe(24)
 
@@ -442,15 +440,3 @@ def test_a_symlink_out_of_the_web_folder_is_not_followed(tmp_path: Path):
     assert seen["/static/ok.css"] == 200
     assert seen["/static/escape.txt"] in (403, 404)
     assert seen["/static/escape_dir/secret.txt"] in (403, 404)
-
-
-@contextlib.asynccontextmanager
-async def serve_app(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()

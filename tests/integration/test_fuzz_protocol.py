@@ -7,29 +7,21 @@ The long run is the script itself: `.venv/bin/python scripts/fuzz_protocol.py --
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.script_modules import load_script
 from tests.servers import FrontendServer, TritonServer, launch_frontends
 
 pytestmark = pytest.mark.triton
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fuzz_protocol.py"
 EXAMPLES = 60
 
 
 @pytest.fixture(scope="module")
 def fuzz_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_protocol", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fuzz_protocol"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("fuzz_protocol")
 
 
 @pytest.fixture(scope="module")

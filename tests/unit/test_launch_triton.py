@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from sdbackend.repository import Endpoints
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "launch_triton.py"
+from tests.script_modules import load_script
 
 
 @pytest.fixture(scope="module")
 def launcher() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("launch_triton", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["launch_triton"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("launch_triton")
 
 
 # Lines as tritonserver 2.51 writes them.

@@ -3,11 +3,9 @@ CPU threads per stub, and the timeout relations checked at start."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -16,20 +14,14 @@ import pytest
 from frontends.timeouts import idle_below_infer_timeout
 from sdbackend.watchdog import stub_pids
 from sdconfig import Settings
+from tests.script_modules import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def launcher() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "launch_triton_for_reliability", ROOT / "scripts" / "launch_triton.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["launch_triton_for_reliability"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("launch_triton")
 
 
 def test_stubs_are_found_per_model_among_the_servers_children(tmp_path: Path):

@@ -3,8 +3,6 @@ settings' validation, Triton bound to loopback, and the sequence-idle agreement 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -16,6 +14,7 @@ from frontends.security import normalize_origin, same_host
 from frontends.timeouts import idle_mismatch
 from sdbackend.repository import TritonInstall, server_command
 from sdconfig import ConfigError, Settings, load_settings
+from tests.script_modules import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,12 +117,7 @@ def test_the_repository_config_keeps_triton_on_loopback():
 
 @pytest.fixture(scope="module")
 def launcher() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("launch_triton_for_security", ROOT / "scripts" / "launch_triton.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["launch_triton_for_security"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("launch_triton")
 
 
 def test_the_rendered_tritonserver_command_binds_every_endpoint_to_loopback(launcher):

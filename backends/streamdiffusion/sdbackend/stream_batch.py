@@ -17,8 +17,9 @@ Streams use `frame_buffer_size=1` and share one pipeline (the same UNet and VAE 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
 
 import torch
 from diffusers.models.autoencoder_tiny import AutoencoderTinyOutput
@@ -49,6 +50,17 @@ class _Replay:
 
     def encode(self, images: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         return self._answer
+
+
+@contextmanager
+def _replaying(stream: StreamDiffusion, module: Literal["unet", "vae"], answer: Any) -> Iterator[None]:
+    """Within the block the stream's UNet or VAE answers with `answer` instead of computing."""
+    original = getattr(stream, module)
+    setattr(stream, module, _Replay(original, answer))
+    try:
+        yield
+    finally:
+        setattr(stream, module, original)
 
 
 UNetInputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -113,11 +125,8 @@ def _encode(streams: Sequence[StreamDiffusion], images: torch.Tensor) -> list[to
     encoded = vae.encode(images.to(device=streams[0].device, dtype=vae.dtype))
     latents: list[torch.Tensor] = []
     for stream, row in zip(streams, _encoded_rows(encoded, len(streams)), strict=True):
-        stream.vae = _Replay(vae, row)
-        try:
+        with _replaying(stream, "vae", row):
             latents.append(stream.encode_image(images[:1]))  # the image itself is already encoded in `row`
-        finally:
-            stream.vae = vae
     return latents
 
 
@@ -146,11 +155,8 @@ def advance_streams(streams: Sequence[StreamDiffusion], images: torch.Tensor) ->
     predictions = _unet_rows(unet, inputs)
     denoised: list[torch.Tensor] = []
     for stream, latent, prediction in zip(streams, latents, predictions, strict=True):
-        stream.unet = _Replay(unet, prediction)
-        try:
+        with _replaying(stream, "unet", prediction):
             denoised.append(stream.predict_x0_batch(latent))
-        finally:
-            stream.unet = unet
     return _decode(streams, denoised)
 
 
@@ -182,7 +188,7 @@ def denoise_drawings(streams: Sequence[StreamDiffusion], images: torch.Tensor, s
         inputs = [_with_guidance_rows(s, x, t) for s, x, t in zip(streams, latents, timesteps, strict=True)]
         predictions = _unet_rows(unet, inputs)
         denoised = [
-            _scheduler_step(stream, unet, prediction, latent, t, idx)
+            _scheduler_step(stream, prediction, latent, t, idx)
             for stream, prediction, latent, t in zip(streams, predictions, latents, timesteps, strict=True)
         ]
         if idx < last:
@@ -191,14 +197,11 @@ def denoise_drawings(streams: Sequence[StreamDiffusion], images: torch.Tensor, s
 
 
 def _scheduler_step(
-    stream: StreamDiffusion, unet: Any, prediction: torch.Tensor, latent: torch.Tensor, t: torch.Tensor, idx: int
+    stream: StreamDiffusion, prediction: torch.Tensor, latent: torch.Tensor, t: torch.Tensor, idx: int
 ) -> torch.Tensor:
     """The stream's own unet_step (guidance and scheduler arithmetic) on its rows of the batched UNet call."""
-    stream.unet = _Replay(unet, prediction)
-    try:
+    with _replaying(stream, "unet", prediction):
         x_0_pred, _ = stream.unet_step(latent, t, idx)
-    finally:
-        stream.unet = unet
     return x_0_pred
 
 
