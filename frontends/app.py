@@ -23,15 +23,15 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from aiohttp import web
 
 from frontends import health, legacy
+from frontends.app_keys import CLIENTS_KEY, METRICS_KEY, REGISTRY_KEY, SERVICES_KEY, SETTINGS_KEY, Services
 from frontends.client_limits import ClientLimits
+from frontends.facts_cache import FactsCache
 from frontends.metrics import FrontendMetrics
 from frontends.mode_routes import settings_handler, stream_handler
-from frontends.model_facts import FactsCache
 from frontends.pages import add_pages
 from frontends.protocol import CloseCode
 from frontends.registry import SessionRegistry
 from frontends.security import security_headers, token_middleware
-from frontends.services import CLIENTS_KEY, METRICS_KEY, REGISTRY_KEY, SERVICES_KEY, SETTINGS_KEY, Services
 from frontends.timeouts import check_sequence_idle
 from frontends.triton_client import TritonError, TritonPool
 from frontends.ws_route import ws_handler

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from frontends.services import METRICS_KEY, SERVICES_KEY
+from frontends.app_keys import METRICS_KEY, SERVICES_KEY
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from frontends.images import ImageHeader
+from frontends.image_intake import ImageHeader
 
 
 @dataclass(frozen=True, slots=True)

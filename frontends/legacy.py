@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from frontends.services import DEPRECATED_KEY
+from frontends.app_keys import DEPRECATED_KEY
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from frontends.app_keys import CLIENTS_KEY, SERVICES_KEY
 from frontends.http_errors import bad_user_id, json_error
 from frontends.mjpeg import Part, serve_stream
 from frontends.security import client_address
-from frontends.services import CLIENTS_KEY, SERVICES_KEY
 from frontends.triton_client import TritonError
 from sdconfig import Mode
 

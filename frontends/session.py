@@ -20,20 +20,20 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from frontends import protocol
+from frontends.app_keys import Services
 from frontends.canvas_policy import CanvasPolicy
+from frontends.facts_cache import ModelFacts
 from frontends.frame_codec import parse_frame
-from frontends.images import decode_small, fit_image, read_header
+from frontends.image_intake import decode_small, fit_image, read_header
 from frontends.incoming import Incoming
 from frontends.mjpeg import Part, StreamHub
-from frontends.model_facts import ModelFacts
 from frontends.params import validate_params
 from frontends.protocol import BadMessage, CloseCode
 from frontends.rate_limit import RateLimiter
 from frontends.realtime_policy import RealtimePolicy
-from frontends.sequence import TritonSequence
-from frontends.services import Services
-from frontends.tensors import build_inputs
 from frontends.triton_client import TritonError
+from frontends.triton_inputs import build_inputs
+from frontends.triton_sequence import TritonSequence
 from sdconfig import Mode
 
 log = logging.getLogger(__name__)

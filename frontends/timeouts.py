@@ -6,7 +6,7 @@ model itself after `realtime.pipeline.sequence_idle_timeout_s` without a request
 longest life is that one value, whatever the frontends' own timeouts are.
 
 The frontends must agree with Triton on it: they start a fresh sequence once theirs has been
-silent for 0.8 of it (frontends/sequence.py), before Triton forgets it. If Triton was launched with
+silent for 0.8 of it (frontends/triton_sequence.py), before Triton forgets it. If Triton was launched with
 a shorter value than the frontends read, a frame after a pause between the two finds its sequence
 gone and is answered with an error. At start the frontends read Triton's value from the realtime
 model's config (`sequence_batching.max_sequence_idle_microseconds`, rendered by the launcher from

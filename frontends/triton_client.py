@@ -20,7 +20,7 @@ from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
 from frontends.routing import rendezvous
-from frontends.tensors import IMAGE_OUTPUT, requested_outputs
+from frontends.triton_inputs import IMAGE_OUTPUT, requested_outputs
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from frontends import protocol
+from frontends.app_keys import CLIENTS_KEY, SERVICES_KEY
 from frontends.http_errors import bad_user_id, json_error
 from frontends.protocol import CloseCode
 from frontends.security import client_address, origin_refusal, websocket_protocols
-from frontends.services import CLIENTS_KEY, SERVICES_KEY
 from frontends.session import Session
 from sdconfig import Mode
 

@@ -4,7 +4,7 @@
     python scripts/gpu_benchmark.py --out artifacts/gpu_benchmark.md            # one GPU: sd-turbo, 512x512, fp16
     python scripts/gpu_benchmark.py --device cpu --arch tiny --size 128         # seconds on a CPU (CI keeps it working)
 
-The weights are random (sdbackend.random_model builds the architecture on the device), so the
+The weights are random (sdmodels.builders builds the architecture on the device), so the
 pictures are noise but the work per frame is the real model's. Measured, on tensors already on
 the device (no JPEG, no Triton):
 
@@ -45,10 +45,10 @@ import torch  # noqa: E402
 from diffusers import StableDiffusionPipeline  # noqa: E402
 from streamdiffusion import StreamDiffusion  # noqa: E402
 
-from sdbackend.random_model import architecture, build_pipeline_on  # noqa: E402
 from sdbackend.stream_batch import advance_streams, denoise_drawings  # noqa: E402
 from sdbackend.torch_speedups import COMPILE_MODES, CudaGraphUNet, SpeedupOptions, mark_step, speed_up  # noqa: E402
 from sdconfig import Settings, config_path, load_settings  # noqa: E402
+from sdmodels.builders import architecture, build_pipeline_on  # noqa: E402
 
 TARGET_FPS_1_STEP = 150.0
 TARGET_SCALING_8 = 3.0

@@ -62,7 +62,7 @@ def check_loads(output: Path, use_tiny_vae: bool) -> None:
 
 
 def prepare_tiny(output: Path, seed: int) -> None:
-    from sdbackend.random_model import create_model
+    from sdmodels.builders import create_model
 
     if output.is_dir() and any(output.iterdir()):
         if not (output / "model_index.json").is_file():

@@ -35,6 +35,9 @@ if ! stamp_ok base "$base_hash"; then
   stamp base "$base_hash"
 fi
 
+# The project's own packages, editable: every module importable from anywhere, no path juggling.
+"${pip[@]}" --no-deps -e . >/dev/null
+
 if [[ $dev == 1 ]]; then
   dev_hash=$(cat requirements/dev.txt requirements/lock.txt | sha1sum | cut -c1-16)
   if ! stamp_ok dev "$dev_hash"; then

@@ -26,7 +26,6 @@ import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
 from sdbackend.errors import RequestError  # noqa: E402
-from sdbackend.facts import IMAGE_OUTPUT, model_facts  # noqa: E402
 from sdbackend.requests import GenerationRequest, RequestLimits, parse_request  # noqa: E402
 from sdbackend.service import (  # noqa: E402
     CanvasService,
@@ -37,6 +36,8 @@ from sdbackend.service import (  # noqa: E402
 )
 from sdconfig import load_settings, resolve_model_path  # noqa: E402
 from sdconfig.loader import ENV_FILE  # noqa: E402
+from sdcontract.facts import model_facts  # noqa: E402
+from sdcontract.tensors import IMAGE_OUTPUT  # noqa: E402
 
 log = logging.getLogger("streamdiffusion")
 T = TypeVar("T")

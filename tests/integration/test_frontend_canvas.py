@@ -13,7 +13,7 @@ from frontend_helpers import metric, metrics
 from triton_calls import inputs, jpeg, mean_level_difference, output_image, png, scene
 
 from frontends.client import ProtocolClient, StreamReader
-from frontends.images import fit_image
+from frontends.image_intake import fit_image
 
 pytestmark = pytest.mark.triton
 

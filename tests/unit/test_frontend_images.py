@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from frontends.images import decode_small, fit_image, read_header, sniff_format
+from frontends.image_intake import decode_small, fit_image, read_header, sniff_format
 from frontends.protocol import BadMessage
 
 MAX_BYTES = 1 << 20

@@ -1,11 +1,11 @@
-"""Parameters are checked against the very schema the model publishes (sdbackend.facts)."""
+"""Parameters are checked against the very schema the model publishes (sdcontract.facts)."""
 
 import pytest
 
 from frontends.params import validate_params
 from frontends.protocol import BadMessage
-from sdbackend.facts import input_schema
 from sdconfig import Settings
+from sdcontract.facts import input_schema
 
 SETTINGS = Settings()
 SCHEMA = input_schema(SETTINGS, "realtime", 77)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from frontends.canvas_policy import CanvasPolicy
-from frontends.images import ImageHeader
+from frontends.image_intake import ImageHeader
 from frontends.incoming import Incoming
 from frontends.protocol import SEND_FRAME, WAIT
 from frontends.realtime_policy import Pacer, RealtimePolicy

@@ -19,9 +19,9 @@ from sdbackend.engines import ENGINE_IO, ENGINE_KINDS, EngineMismatchError, file
 from sdbackend.loading import load_pipeline, load_tiny_vae
 from sdbackend.onnx_check import OnnxRuntimeEngine, max_abs_error
 from sdbackend.onnx_export import ModelParts, model_dims, sample_inputs
-from sdbackend.random_model import create_model
 from sdbackend.tensorrt_runner import EngineUNet, apply_tensorrt, swap_in_engines
 from sdconfig import load_settings
+from sdmodels.builders import create_model
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 128

@@ -16,7 +16,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tritonclient.grpc import model_config_pb2
 
-from sdbackend.facts import model_facts
 from sdbackend.repository import (
     BACKEND_NAME,
     STUB_NAME,
@@ -37,6 +36,7 @@ from sdbackend.repository import (
     write_repository,
 )
 from sdconfig import Settings, resolve_model_path
+from sdcontract.facts import model_facts
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "model_repository"

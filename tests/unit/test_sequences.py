@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sdbackend.errors import RequestError
-from sdbackend.sequences import SequenceStore
+from sdbackend.sequence_store import SequenceStore
 
 
 class Clock:

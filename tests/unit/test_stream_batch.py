@@ -8,8 +8,8 @@ import torch
 from diffusers import StableDiffusionPipeline
 from streamdiffusion import StreamDiffusion
 
-from sdbackend.random_model import TINY, build_pipeline_on
 from sdbackend.stream_batch import advance_streams, denoise_drawings, unet_inputs
+from sdmodels.builders import TINY, build_pipeline_on
 
 SIZE = 64
 

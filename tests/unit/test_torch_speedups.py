@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from sdbackend.random_model import TINY, build_pipeline_on
 from sdbackend.torch_speedups import CudaGraphUNet, SpeedupOptions, speed_up
+from sdmodels.builders import TINY, build_pipeline_on
 
 
 def _conv_weights_channels_last(module: torch.nn.Module) -> list[bool]:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdbackend.facts import model_facts
 from sdconfig import MODES, Mode, Settings, resolve_model_path
+from sdcontract.facts import model_facts
 
 BACKEND_NAME = "streamdiffusion"
 """The Python-based backend both variants declare (`backend: "streamdiffusion"`)."""

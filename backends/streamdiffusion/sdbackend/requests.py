@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sdbackend.errors import RequestError
-from sdbackend.facts import JPEG_QUALITY_INPUT, MAX_DENOISING_STEPS, SEED_MAX
-from sdbackend.images import decode_image
+from sdbackend.image_codec import decode_image
 from sdconfig import Mode, Settings
+from sdcontract.tensors import IMAGE_INPUT, JPEG_QUALITY_INPUT, MAX_DENOISING_STEPS, PARAMETER_TENSORS, SEED_MAX
 
 TensorGetter = Callable[[str], "np.ndarray | None"]
 TokenCounter = Callable[[str], int]
@@ -125,25 +125,26 @@ def _integer(get: TensorGetter, name: str, default: int, low: int, high: int) ->
 
 
 def _steps(get: TensorGetter, default: tuple[int, ...], last_step: int) -> tuple[int, ...]:
-    tensor = get("T_INDEX_LIST")
+    name = PARAMETER_TENSORS["t_index_list"].name
+    tensor = get(name)
     if tensor is None:
         return default
     steps = tuple(int(v) for v in tensor.reshape(-1))
     if not 1 <= len(steps) <= MAX_DENOISING_STEPS:
-        raise RequestError(f"T_INDEX_LIST must hold 1 to {MAX_DENOISING_STEPS} steps, got {len(steps)}")
+        raise RequestError(f"{name} must hold 1 to {MAX_DENOISING_STEPS} steps, got {len(steps)}")
     if any(not 0 <= s <= last_step for s in steps):
-        raise RequestError(f"T_INDEX_LIST values must be between 0 and {last_step}, got {list(steps)}")
+        raise RequestError(f"{name} values must be between 0 and {last_step}, got {list(steps)}")
     if any(b <= a for a, b in itertools.pairwise(steps)):
-        raise RequestError(f"T_INDEX_LIST must be strictly increasing, got {list(steps)}")
+        raise RequestError(f"{name} must be strictly increasing, got {list(steps)}")
     return steps
 
 
 def _image_bytes(get: TensorGetter) -> bytes:
-    value = _scalar(get, "IMAGE")
+    value = _scalar(get, IMAGE_INPUT)
     if value is None:
-        raise RequestError("IMAGE is missing")
+        raise RequestError(f"{IMAGE_INPUT} is missing")
     if not isinstance(value, bytes):
-        raise RequestError("IMAGE must be BYTES holding an encoded image")
+        raise RequestError(f"{IMAGE_INPUT} must be BYTES holding an encoded image")
     return value
 
 
@@ -151,13 +152,15 @@ def parse_request(
     get: TensorGetter, limits: RequestLimits, count_tokens: TokenCounter, *, ending: bool = False
 ) -> GenerationRequest:
     """Check every input; `ending` allows an empty IMAGE, which only ends the sequence."""
-    d = limits.defaults
+    d, tensor = limits.defaults, {key: spec.name for key, spec in PARAMETER_TENSORS.items()}
     params = GenerationParams(
-        prompt=_text(get, "PROMPT", d.prompt, count_tokens, limits.max_prompt_tokens),
-        negative_prompt=_text(get, "NEGATIVE_PROMPT", d.negative_prompt, count_tokens, limits.max_prompt_tokens),
-        seed=_integer(get, "SEED", d.seed, 0, SEED_MAX),
-        guidance_scale=_number(get, "GUIDANCE_SCALE", d.guidance_scale, 0.0, limits.guidance_scale_max),
-        delta=_number(get, "DELTA", d.delta, 0.0, 5.0),
+        prompt=_text(get, tensor["prompt"], d.prompt, count_tokens, limits.max_prompt_tokens),
+        negative_prompt=_text(
+            get, tensor["negative_prompt"], d.negative_prompt, count_tokens, limits.max_prompt_tokens
+        ),
+        seed=_integer(get, tensor["seed"], d.seed, 0, SEED_MAX),
+        guidance_scale=_number(get, tensor["guidance_scale"], d.guidance_scale, 0.0, limits.guidance_scale_max),
+        delta=_number(get, tensor["delta"], d.delta, 0.0, 5.0),
         t_index_list=_steps(get, d.t_index_list, limits.last_step),
     )
     quality = _integer(get, JPEG_QUALITY_INPUT, limits.default_jpeg_quality, 1, 100)

@@ -16,10 +16,10 @@ from streamdiffusion import StreamDiffusion
 
 from sdbackend.errors import RequestError
 from sdbackend.generation import ImageGenerator
-from sdbackend.images import encode_jpeg
+from sdbackend.image_codec import encode_jpeg
 from sdbackend.loading import load_pipeline, resolve_device_dtype
 from sdbackend.requests import GenerationParams, GenerationRequest
-from sdbackend.sequences import SequenceStore
+from sdbackend.sequence_store import SequenceStore
 from sdbackend.torch_speedups import SpeedupOptions, speed_up
 from sdconfig import Mode, Settings
 

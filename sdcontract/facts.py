@@ -4,21 +4,7 @@ The launcher writes these facts into each model's config as the `model_facts` pa
 client reads them from Triton (`get_model_config`) instead of keeping a copy; the model checks
 its requests against the same facts. No torch here: the launcher imports this module.
 
-Tensor contract of both variants (every input but IMAGE is optional and takes the default below):
-
-    IMAGE           BYTES  [1]   JPEG, PNG or WebP of exactly width x height (RGB)
-    PROMPT          BYTES  [1]   UTF-8
-    NEGATIVE_PROMPT BYTES  [1]   UTF-8 (used where cfg_type is "full" or "initialize")
-    SEED            INT64  [1]
-    GUIDANCE_SCALE  FP32   [1]   ignored where cfg_type is "none"
-    DELTA           FP32   [1]   weight of the self-guidance noise (cfg_type "self"/"initialize")
-    T_INDEX_LIST    INT32  [-1]  denoising steps as indices into the scheduler's timesteps
-    JPEG_QUALITY    INT32  [1]   of the returned JPEG
-  output:
-    IMAGE           BYTES  [1]   JPEG of width x height
-
-Realtime requests belong to a Triton sequence (correlation id, START/END flags); a request
-flagged END whose IMAGE is empty ends the sequence without running the model.
+The tensors themselves are declared in sdcontract.tensors.
 """
 
 from __future__ import annotations
@@ -28,23 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from sdconfig import Mode, Settings
+from sdcontract.tensors import MAX_DENOISING_STEPS, PARAMETER_TENSORS, SEED_MAX
 
-MAX_DENOISING_STEPS = 8
 DEFAULT_MAX_PROMPT_TOKENS = 77
-SEED_MAX = 2**31 - 1
-
-#: parameter name on the wire (JSON) -> (Triton input name, Triton datatype)
-TRITON_INPUTS: dict[str, tuple[str, str]] = {
-    "prompt": ("PROMPT", "BYTES"),
-    "negative_prompt": ("NEGATIVE_PROMPT", "BYTES"),
-    "seed": ("SEED", "INT64"),
-    "guidance_scale": ("GUIDANCE_SCALE", "FP32"),
-    "delta": ("DELTA", "FP32"),
-    "t_index_list": ("T_INDEX_LIST", "INT32"),
-}
-IMAGE_INPUT = "IMAGE"
-JPEG_QUALITY_INPUT = "JPEG_QUALITY"
-IMAGE_OUTPUT = "IMAGE"
 
 
 def max_prompt_tokens(model_path: str) -> int:
@@ -111,9 +83,9 @@ def input_schema(settings: Settings, mode: Mode, prompt_tokens: int) -> dict[str
             "description": "Strictly increasing step indices; lower keeps less of the input.",
         },
     }
-    for name, (tensor, dtype) in TRITON_INPUTS.items():
-        props[name]["x-triton-input"] = tensor
-        props[name]["x-triton-datatype"] = dtype
+    for name, tensor in PARAMETER_TENSORS.items():
+        props[name]["x-triton-input"] = tensor.name
+        props[name]["x-triton-datatype"] = tensor.datatype
     return {"type": "object", "title": f"{mode} parameters", "properties": props, "additionalProperties": False}
 
 

@@ -13,7 +13,6 @@ The same seed gives the same weights and the same saved bytes.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -31,18 +30,16 @@ from diffusers import (
     UNet2DConditionModel,
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-from transformers.models.clip.tokenization_clip import bytes_to_unicode
+
+from sdmodels.vocabulary import BOS_TOKEN, EOS_TOKEN, byte_vocab, write_tokenizer
 
 log = logging.getLogger(__name__)
 
 TINY_VAE_SUBFOLDER = "taesd"
 """Where the AutoencoderTiny goes inside a saved model folder (config: model.tiny_vae_id)."""
 
-BOS_TOKEN = "<|startoftext|>"
-EOS_TOKEN = "<|endoftext|>"
 
-
-def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+def frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
 
 
@@ -67,7 +64,7 @@ class Architecture:
 
 
 # sd-turbo's own scheduler config: StreamDiffusion turns it into an LCMScheduler with from_config.
-SD_TURBO_SCHEDULER: Mapping[str, Any] = _frozen(
+SD_TURBO_SCHEDULER: Mapping[str, Any] = frozen(
     {
         "beta_start": 0.00085,
         "beta_end": 0.012,
@@ -87,7 +84,7 @@ TINY = Architecture(
     # Cross-attention only at the lower resolution (32x32 latents for 512x512 images) keeps
     # self-attention small; two levels are enough for the UNet, whose size does not touch the
     # VAE scale factor.
-    unet=_frozen(
+    unet=frozen(
         {
             "sample_size": 64,
             "in_channels": 4,
@@ -106,7 +103,7 @@ TINY = Architecture(
     ),
     # Four blocks: three downsamples, scale factor 8 like every SD VAE (fewer blocks make the
     # latents, and so the UNet's work, four times larger per missing block).
-    vae=_frozen(
+    vae=frozen(
         {
             "in_channels": 3,
             "out_channels": 3,
@@ -121,7 +118,7 @@ TINY = Architecture(
             "act_fn": "silu",
         }
     ),
-    tiny_vae=_frozen(
+    tiny_vae=frozen(
         {
             "encoder_block_out_channels": (8, 8, 8, 8),
             "decoder_block_out_channels": (8, 8, 8, 8),
@@ -131,7 +128,7 @@ TINY = Architecture(
             "scaling_factor": 1.0,
         }
     ),
-    text_encoder=_frozen(
+    text_encoder=frozen(
         {
             "hidden_size": 32,
             "intermediate_size": 64,
@@ -148,7 +145,7 @@ TINY = Architecture(
 SD_TURBO = Architecture(
     name="sd-turbo",
     # stabilityai/sd-turbo unet/config.json (Stable Diffusion 2.1 base).
-    unet=_frozen(
+    unet=frozen(
         {
             "sample_size": 64,
             "in_channels": 4,
@@ -175,7 +172,7 @@ SD_TURBO = Architecture(
             "norm_eps": 1e-05,
         }
     ),
-    vae=_frozen(
+    vae=frozen(
         {
             "in_channels": 3,
             "out_channels": 3,
@@ -191,9 +188,9 @@ SD_TURBO = Architecture(
         }
     ),
     # madebyollin/taesd: the AutoencoderTiny defaults.
-    tiny_vae=_frozen({}),
+    tiny_vae=frozen({}),
     # stabilityai/sd-turbo text_encoder/config.json (OpenCLIP ViT-H text tower, last layer dropped).
-    text_encoder=_frozen(
+    text_encoder=frozen(
         {
             "vocab_size": 49408,
             "hidden_size": 1024,
@@ -251,30 +248,12 @@ class Components:
 
 
 def tokenizer_vocab() -> dict[str, int]:
-    """A byte-level BPE vocabulary with no merges: every byte, alone and word-final, then CLIP's specials.
-
-    Any text tokenizes (one token per byte), which is all a random model needs; the specials come
-    last so that CLIP's pooling (the highest id marks the end of the prompt) finds them.
-    """
-    chars = list(bytes_to_unicode().values())
-    tokens = chars + [c + "</w>" for c in chars] + [BOS_TOKEN, EOS_TOKEN]
-    return {token: i for i, token in enumerate(tokens)}
+    """Byte-level BPE with no merges: any text tokenizes (one token per byte), all a random model needs."""
+    return byte_vocab()
 
 
 def build_tokenizer(work_dir: Path, max_length: int) -> CLIPTokenizer:
-    """CLIPTokenizer reads its vocabulary from files only, so write them first."""
-    vocab_file, merges_file = work_dir / "vocab.json", work_dir / "merges.txt"
-    vocab_file.write_text(json.dumps(tokenizer_vocab(), ensure_ascii=False), encoding="utf-8")
-    merges_file.write_text("#version: 0.2\n", encoding="utf-8")
-    return CLIPTokenizer(
-        vocab_file=str(vocab_file),
-        merges_file=str(merges_file),
-        model_max_length=max_length,
-        bos_token=BOS_TOKEN,
-        eos_token=EOS_TOKEN,
-        unk_token=EOS_TOKEN,
-        pad_token=EOS_TOKEN,
-    )
+    return write_tokenizer(work_dir, max_length)
 
 
 # ---- models ----------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from frontends.client_limits import ClientLimits
+from frontends.facts_cache import FactsCache
 from frontends.metrics import FrontendMetrics
-from frontends.model_facts import FactsCache
 from frontends.registry import SessionRegistry
 from frontends.triton_client import TritonPool
 from sdconfig import Mode, Settings

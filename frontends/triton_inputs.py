@@ -14,9 +14,7 @@ from typing import Any
 import numpy as np
 from tritonclient.grpc import InferInput, InferRequestedOutput
 
-IMAGE_INPUT = "IMAGE"
-IMAGE_OUTPUT = "IMAGE"
-JPEG_QUALITY_INPUT = "JPEG_QUALITY"
+from sdcontract.tensors import IMAGE_INPUT, IMAGE_OUTPUT, JPEG_QUALITY_INPUT
 
 _NUMPY = {"INT64": np.int64, "INT32": np.int32, "FP32": np.float32, "FP64": np.float64, "BOOL": np.bool_}
 

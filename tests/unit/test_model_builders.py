@@ -11,7 +11,9 @@ from diffusers import AutoencoderKL, AutoencoderTiny, LCMScheduler, StableDiffus
 from streamdiffusion import StreamDiffusion
 
 from sdbackend.loading import ModelLoadError, load_pipeline, resolve_device_dtype
-from sdbackend.random_model import (
+from sdconfig import Settings
+from sdconfig.schema import ModelConfig
+from sdmodels.builders import (
     SD_TURBO,
     TINY,
     TINY_VAE_SUBFOLDER,
@@ -21,8 +23,6 @@ from sdbackend.random_model import (
     create_model,
     tokenizer_vocab,
 )
-from sdconfig import Settings
-from sdconfig.schema import ModelConfig
 
 CPU = torch.device("cpu")
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 from tritonclient.grpc import InferInput
 
-from frontends.tensors import end_of_sequence_inputs
 from frontends.triton_client import Endpoint, TritonError, TritonPool
+from frontends.triton_inputs import end_of_sequence_inputs
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Build-time acceleration: ONNX export and checks, TensorRT engine plans and builds."""

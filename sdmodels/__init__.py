@@ -1,0 +1,1 @@
+"""Model builders and the demo model: architectures as data, training scenes, the trainer."""
