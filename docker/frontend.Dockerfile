@@ -16,9 +16,17 @@ RUN pip install --no-cache-dir -r requirements/frontend.txt -c requirements/lock
     && groupadd --system --gid 10001 streamdiffusion \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin streamdiffusion
 
+COPY pyproject.toml README.md ./
 COPY sdconfig/ sdconfig/
+COPY sdcontract/ sdcontract/
 COPY frontends/ frontends/
 COPY config.yaml ./
+
+# The project's packages, installed editable as in the local run. pyproject.toml lists every
+# package of the repository and setuptools wants each folder: the model side's, which this image
+# leaves out, are empty ones and install nothing.
+RUN mkdir -p backends/streamdiffusion/sdbackend sdlauncher sdaccel sdmodels sdtools \
+    && pip install --no-cache-dir --no-deps -e .
 
 # The same settings file as the local run; in a container the server listens on all interfaces and
 # finds Triton by its service name (compose: "triton"; Kubernetes sets the list of Triton pods).

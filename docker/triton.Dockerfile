@@ -37,11 +37,24 @@ RUN /usr/bin/python3 -m virtualenv --no-periodic-update /opt/venv \
         -r docker/requirements-triton.txt -c docker/constraints-triton.txt \
     && python3 -c "import tensorrt, torch; print('tensorrt', tensorrt.__version__, 'torch', torch.__version__, 'cuda', torch.version.cuda)"
 
+COPY pyproject.toml README.md ./
 COPY sdconfig/ sdconfig/
+COPY sdcontract/ sdcontract/
+COPY sdlauncher/ sdlauncher/
+COPY sdaccel/ sdaccel/
+COPY sdmodels/ sdmodels/
+COPY sdtools/ sdtools/
 COPY backends/ backends/
 COPY model_repository/ model_repository/
 COPY scripts/ scripts/
 COPY config.yaml ./
+
+# The project's packages, importable by the launcher, the scripts and the model's stub alike. Editable,
+# so the launcher finds model_repository/ and backends/ beside its package. pyproject.toml lists
+# every package of the repository and setuptools wants each folder: frontends/, which this image
+# leaves out, is an empty one and installs nothing.
+RUN mkdir -p frontends \
+    && python3 -m pip install --no-cache-dir --no-deps -e .
 
 # run/ (the rendered model repository and assembled backend directory) and logs/ are written by the
 # launcher at start; /models and /engines are created here so fresh named volumes inherit the owner.

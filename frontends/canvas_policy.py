@@ -13,8 +13,12 @@ from typing import Protocol
 
 import numpy as np
 
+from frontends.app_keys import Services
+from frontends.frame_steps import StatelessRoute
 from frontends.incoming import Incoming
-from frontends.protocol import WAIT
+from frontends.mjpeg import Part, StreamHub
+from frontends.protocol import SEND_FRAME, WAIT
+from sdconfig import Settings
 
 
 class CanvasSteps(Protocol):
@@ -27,6 +31,20 @@ class CanvasSteps(Protocol):
 
 
 class CanvasPolicy:
+    @staticmethod
+    def route(services: Services, user_id: str) -> StatelessRoute:
+        """Drawings are independent and seeded: any healthy server answers each the same."""
+        return StatelessRoute(services, user_id, services.settings.model_name("canvas"))
+
+    @staticmethod
+    async def publish(hub: StreamHub, part: Part) -> None:
+        """Every drawing is one MJPEG part, in order."""
+        await hub.publish_every(part)
+
+    @classmethod
+    def build(cls, settings: Settings, steps: CanvasSteps) -> CanvasPolicy:
+        return cls(settings.canvas.performance.max_pending_drawings, steps)
+
     def __init__(self, max_pending: int, steps: CanvasSteps) -> None:
         self.steps = steps
         self.queue: asyncio.Queue[Incoming] = asyncio.Queue(maxsize=max_pending)
@@ -37,6 +55,10 @@ class CanvasPolicy:
         if self.queue.full():
             await self.steps.send(WAIT)
         await self.queue.put(frame)
+
+    async def acknowledge(self) -> None:
+        """A queued drawing is safe: ask for the next one at once."""
+        await self.steps.send(SEND_FRAME)
 
     async def run(self) -> None:
         while True:

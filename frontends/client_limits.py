@@ -9,7 +9,8 @@ stream open, so the table never outgrows the connections themselves.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -62,3 +63,18 @@ class ClientLimits:
     def _forget_if_idle(self, address: str, client: _Client) -> None:
         if not any(client.open.values()):
             del self._clients[address]
+
+
+def over_limit(kind: Kind, limit: int) -> str:
+    return f"too many {kind} from your address: at most {limit} (server.security.max_sessions_per_client)"
+
+
+@contextmanager
+def held(clients: ClientLimits, address: str, kind: Kind) -> Iterator[RateLimiter | None]:
+    """The address's shared limiter while one more `kind` is counted; None, counting nothing, when over."""
+    limiter = clients.acquire(address, kind)
+    try:
+        yield limiter
+    finally:
+        if limiter is not None:
+            clients.release(address, kind)

@@ -28,9 +28,9 @@ BOUNDARY = "frame"
 CONTENT_TYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
 PREAMBLE = f"--{BOUNDARY}\r\n".encode()
 VIEWER_STALL_S = 10.0
+"""A canvas viewer that has not taken a part for this long no longer holds the session back."""
 GONE_CHECK_S = 2.0
 """How often an idle stream checks that its client is still connected."""
-"""A canvas viewer that has not taken a part for this long no longer holds the session back."""
 
 
 def part_bytes(jpeg: bytes) -> bytes:

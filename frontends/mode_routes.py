@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from frontends.app_keys import CLIENTS_KEY, SERVICES_KEY
+from frontends.client_limits import held, over_limit
 from frontends.http_errors import bad_user_id, json_error
 from frontends.mjpeg import Part, serve_stream
 from frontends.security import client_address
@@ -58,17 +59,10 @@ def stream_handler(mode: Mode) -> Handler:
 
         security = services.settings.server.security
         address = client_address(request, security.trusted_proxies)
-        clients = request.app[CLIENTS_KEY]
-        if clients.acquire(address, "streams") is None:
-            services.metrics.error(mode, "client_limit")
-            return json_error(
-                429,
-                f"too many streams from your address: at most {security.max_sessions_per_client} "
-                "(server.security.max_sessions_per_client)",
-            )
-        try:
+        with held(request.app[CLIENTS_KEY], address, "streams") as slot:
+            if slot is None:
+                services.metrics.error(mode, "client_limit")
+                return json_error(429, over_limit("streams", security.max_sessions_per_client))
             return await serve_stream(request, hub, observe)
-        finally:
-            clients.release(address, "streams")
 
     return handle

@@ -5,7 +5,7 @@ arrives is dropped (and counted): a webcam frame is worth nothing once a newer o
 worker takes at most `max_fps` frames a second, asks for the next frame as soon as it took one (so
 the client's next frame travels while this one is processed: one frame of pipelining, no more),
 skips it when it is nearly the last processed frame, and otherwise has it processed.
-Only scheduling lives here; what processing means is the session's business (`RealtimeSteps`).
+Only scheduling lives here; what processing means is the worker steps' business (`RealtimeSteps`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,14 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from frontends.app_keys import Services
 from frontends.incoming import Incoming
+from frontends.mjpeg import Part, StreamHub
 from frontends.protocol import SEND_FRAME
 from frontends.similarity import SimilarityFilter
 from frontends.slot import LatestSlot
+from frontends.triton_sequence import TritonSequence
+from sdconfig import Settings
 from sdconfig.schema import RealtimePerformance
 
 
@@ -62,6 +66,23 @@ class Pacer:
 
 
 class RealtimePolicy:
+    @staticmethod
+    def route(services: Services, user_id: str) -> TritonSequence:
+        """One Triton sequence per session: the stream-batch state lives with the model."""
+        settings = services.settings
+        return TritonSequence(
+            services.pool, user_id, settings.model_name("realtime"), settings.realtime.pipeline.sequence_idle_timeout_s
+        )
+
+    @staticmethod
+    async def publish(hub: StreamHub, part: Part) -> None:
+        """Latest wins: a viewer that lags skips to the newest result."""
+        hub.publish(part)
+
+    @classmethod
+    def build(cls, settings: Settings, steps: RealtimeSteps) -> RealtimePolicy:
+        return cls(settings.realtime.performance, steps)
+
     def __init__(self, perf: RealtimePerformance, steps: RealtimeSteps, rng: random.Random | None = None) -> None:
         self.steps = steps
         self.slot: LatestSlot[Incoming] = LatestSlot()
@@ -77,6 +98,9 @@ class RealtimePolicy:
         """Never waits: the newest frame replaces an unread one."""
         if self.slot.put(frame) is not None:
             self.steps.count("dropped")
+
+    async def acknowledge(self) -> None:
+        """Nothing yet: send_frame goes out when the worker takes the frame (one frame of pipelining)."""
 
     async def run(self) -> None:
         while True:

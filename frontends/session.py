@@ -1,5 +1,5 @@
-"""One WebSocket session: a reader that checks messages, a policy that schedules frames, a worker
-that runs them through Triton into the session's MJPEG hub.
+"""One WebSocket session: a reader that checks messages, a policy that schedules frames, the worker
+steps that run them through Triton into the session's MJPEG hub (frontends/frame_steps.py).
 
 The reader does only cheap checks (envelope, parameters, image header) so it keeps up with the
 socket; decoding, the similarity filter and inference happen in the worker, only for frames the
@@ -14,26 +14,23 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 from aiohttp import WSMsgType, web
 
 from frontends import protocol
 from frontends.app_keys import Services
-from frontends.canvas_policy import CanvasPolicy
 from frontends.facts_cache import ModelFacts
 from frontends.frame_codec import parse_frame
-from frontends.image_intake import decode_small, fit_image, read_header
+from frontends.frame_steps import FrameSteps
+from frontends.image_intake import read_header
 from frontends.incoming import Incoming
-from frontends.mjpeg import Part, StreamHub
+from frontends.mjpeg import StreamHub
 from frontends.params import validate_params
+from frontends.policies import POLICIES
 from frontends.protocol import BadMessage, CloseCode
 from frontends.rate_limit import RateLimiter
-from frontends.realtime_policy import RealtimePolicy
 from frontends.triton_client import TritonError
-from frontends.triton_inputs import build_inputs
-from frontends.triton_sequence import TritonSequence
 from sdconfig import Mode
 
 log = logging.getLogger(__name__)
@@ -59,22 +56,13 @@ class Session:
         self.hub = StreamHub()
         self.params: dict[str, Any] = {}
         settings = services.settings
-        self.perf = settings.performance(mode)
         self.limiter = RateLimiter(settings.server.max_messages_per_second)
         self.client_rate = client_rate
         """Shared by every session of this client address (server.security.max_messages_per_second_per_client)."""
-        self.sequence: TritonSequence | None = None
-        self.policy: RealtimePolicy | CanvasPolicy
-        if mode == "realtime":
-            self.policy = RealtimePolicy(settings.realtime.performance, self)
-            self.sequence = TritonSequence(
-                services.pool,
-                user_id,
-                settings.model_name(mode),
-                settings.realtime.pipeline.sequence_idle_timeout_s,
-            )
-        else:
-            self.policy = CanvasPolicy(settings.canvas.performance.max_pending_drawings, self)
+        policy_type = POLICIES[mode]
+        route = policy_type.route(services, user_id)
+        self.steps = FrameSteps(services, mode, self.hub, route, policy_type.publish, self.send, self.report)
+        self.policy = policy_type.build(settings, self.steps)
         self._frames = 0
         self._reader: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
@@ -101,8 +89,7 @@ class Session:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
-            if self.sequence is not None:
-                await self.sequence.end()
+            await self.steps.route.end()
             if not self.ws.closed:
                 await self.ws.close()
             metrics.sessions.labels(mode=self.mode).dec()
@@ -222,8 +209,7 @@ class Session:
             return
         self._frames += 1
         await self.policy.accept(Incoming({**self.params, **params}, frame.image, header, received_at, self._frames))
-        if self.mode == "canvas":
-            await self.send(protocol.SEND_FRAME)
+        await self.policy.acknowledge()
 
     async def _on_text(self, text: str) -> None:
         try:
@@ -260,50 +246,3 @@ class Session:
             return
         self.params.update(checked)
         await self.send(protocol.params_updated(self.params))
-
-    # worker steps (called by the policy) ------------------------------------------------------
-
-    def count(self, event: Literal["dropped", "skipped"]) -> None:
-        counter = self.services.metrics.dropped if event == "dropped" else self.services.metrics.skipped
-        counter.labels(mode=self.mode).inc()
-
-    async def decode(self, frame: Incoming) -> np.ndarray | None:
-        try:
-            return decode_small(frame.image, frame.header)
-        except BadMessage as exc:
-            await self.report("bad_message", f"frame {frame.seq}: {exc}")
-            return None
-
-    async def process(self, frame: Incoming) -> bool:
-        """Fit the image if needed, run it through Triton, publish the result."""
-        try:
-            jpeg = await self._infer(frame)
-        except BadMessage as exc:
-            await self.report("bad_message", f"frame {frame.seq}: {exc}")
-            return False
-        except TritonError as exc:
-            await self.report(exc.kind, f"frame {frame.seq}: {exc}")
-            return False
-        if not jpeg:
-            await self.report("model_error", f"frame {frame.seq}: the model returned no image")
-            return False
-        self.services.metrics.processed.labels(mode=self.mode).inc()
-        part = Part(jpeg, frame.received_at)
-        if self.mode == "realtime":
-            self.hub.publish(part)
-        else:
-            await self.hub.publish_every(part)
-        return True
-
-    async def _infer(self, frame: Incoming) -> bytes | None:
-        facts = await self._facts()
-        width, height = int(facts.info["width"]), int(facts.info["height"])
-        quality = self.perf.jpeg_quality
-        image = frame.image
-        if (frame.header.width, frame.header.height) != (width, height):
-            image = await asyncio.to_thread(fit_image, image, width, height, quality)
-        inputs = build_inputs(image, frame.params, facts.input_params, quality)
-        if self.sequence is not None:
-            return await self.sequence.infer(inputs)
-        pool = self.services.pool
-        return await pool.infer(pool.pick(self.user_id), self.services.settings.model_name(self.mode), inputs)

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from frontends import protocol
 from frontends.app_keys import CLIENTS_KEY, SERVICES_KEY
+from frontends.client_limits import held, over_limit
 from frontends.http_errors import bad_user_id, json_error
 from frontends.protocol import CloseCode
 from frontends.security import client_address, origin_refusal, websocket_protocols
@@ -49,22 +50,13 @@ def ws_handler(mode: Mode) -> Handler:
             return json_error(400, f"{request.path} speaks WebSocket: connect with a WebSocket client")
         await ws.prepare(request)
         address = client_address(request, security.trusted_proxies)
-        clients = request.app[CLIENTS_KEY]
-        client_rate = clients.acquire(address, "sessions")
-        session = Session(ws, mode, user_id, services, client_rate=client_rate)
-        if client_rate is None:
-            limit = security.max_sessions_per_client
-            await _refuse(
-                session,
-                "client_limit",
-                f"too many sessions from your address: at most {limit} (server.security.max_sessions_per_client)",
-            )
-            await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"too many sessions from this address")
-            return ws
-        try:
-            await _admit_and_run(session)
-        finally:
-            clients.release(address, "sessions")
+        with held(request.app[CLIENTS_KEY], address, "sessions") as client_rate:
+            session = Session(ws, mode, user_id, services, client_rate=client_rate)
+            if client_rate is None:
+                await _refuse(session, "client_limit", over_limit("sessions", security.max_sessions_per_client))
+                await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"too many sessions from this address")
+            else:
+                await _admit_and_run(session)
         return ws
 
     return handle

@@ -66,10 +66,6 @@ class VariantPipelineConfig(_Strict):
     guidance_scale: float = Field(1.2, ge=0)
     delta: float = Field(1.0, ge=0, le=5)
     use_tiny_vae: bool = True
-    sequence_idle_timeout_s: float = Field(60.0, gt=0)
-    """Realtime only: per-sequence state unused this long is freed by the model itself."""
-    max_sequences: int = Field(64, ge=1)
-    """Realtime only: sequences held by one model instance at most; START beyond it is refused."""
     batch_across_sessions: bool | Literal["auto"] = "auto"
     """Requests of several sessions in one Triton batch share the model's calls: realtime frames one
     VAE encode, one UNet call and one decode; canvas drawings one UNet call per denoising step.
@@ -135,6 +131,15 @@ class CanvasPerformance(_Strict):
         return self
 
 
+class RealtimePipelineConfig(VariantPipelineConfig):
+    """The stream-batch variant: its state lives per Triton sequence."""
+
+    sequence_idle_timeout_s: float = Field(60.0, gt=0)
+    """Per-sequence state unused this long is freed by the model itself."""
+    max_sequences: int = Field(64, ge=1)
+    """Sequences held by one model instance at most; START beyond it is refused."""
+
+
 class CanvasPipelineConfig(VariantPipelineConfig):
     """Canvas's own defaults, which a canvas.pipeline section in the YAML starts from: the full
     denoise per drawing with true guidance at every step and the full VAE, small batches."""
@@ -147,7 +152,7 @@ class CanvasPipelineConfig(VariantPipelineConfig):
 
 
 class RealtimeSection(_Strict):
-    pipeline: VariantPipelineConfig = Field(default_factory=VariantPipelineConfig)
+    pipeline: RealtimePipelineConfig = Field(default_factory=RealtimePipelineConfig)
     performance: RealtimePerformance = Field(default_factory=RealtimePerformance)
 
 

@@ -99,7 +99,7 @@ class Stage:
             torch.nn.utils.clip_grad_norm_([p for m in self.modules.values() for p in m.parameters()], 1.0)
             self.optimizer.step()
             running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-            bar.set_postfix(loss=f"{running:.4f}")
+            bar.set_postfix(loss=f"{running:.4f}", refresh=False)
             if (step + 1) % self.recipe.checkpoint_every == 0 or step + 1 == steps:
                 self._save(step + 1)
                 rate = (step + 1 - start) / (time.perf_counter() - started)

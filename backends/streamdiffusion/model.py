@@ -13,9 +13,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 _HERE = Path(__file__).resolve().parent
 for _path in (_HERE, _HERE.parent.parent):  # sdbackend beside this file, sdconfig at the project root
@@ -26,22 +24,14 @@ import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
 from sdbackend.errors import RequestError  # noqa: E402
-from sdbackend.requests import GenerationRequest, RequestLimits, parse_request  # noqa: E402
-from sdbackend.service import (  # noqa: E402
-    CanvasService,
-    Outcome,
-    RealtimeService,
-    SequenceFrame,
-    build_service,
-)
+from sdbackend.requests import CheckedRequest, RequestLimits, parse_request  # noqa: E402
+from sdbackend.service import Outcome, build_service  # noqa: E402
 from sdconfig import load_settings, resolve_model_path  # noqa: E402
 from sdconfig.loader import ENV_FILE  # noqa: E402
 from sdcontract.facts import model_facts  # noqa: E402
 from sdcontract.tensors import IMAGE_OUTPUT  # noqa: E402
 
 log = logging.getLogger("streamdiffusion")
-T = TypeVar("T")
-R = TypeVar("R")
 FLAG_START = pb_utils.TRITONSERVER_REQUEST_FLAG_SEQUENCE_START
 FLAG_END = pb_utils.TRITONSERVER_REQUEST_FLAG_SEQUENCE_END
 
@@ -77,87 +67,53 @@ class TritonPythonModel:
         self.limits = RequestLimits.from_settings(settings, self.mode, generator.pipe.tokenizer.model_max_length)
         self.count_tokens = generator.count_tokens
         self._stop = threading.Event()
-        if isinstance(self.service, RealtimeService):
-            # the family must outlive its metric, so both are kept
-            self._sequence_family, self._sequence_gauge = self._make_gauge(model_config["name"])
-            self._expiry = threading.Thread(target=self._expire_idle, name="expire-idle-sequences", daemon=True)
-            self._expiry.start()
+        # the family must outlive its metric, so both are kept
+        self._sequence_family, self._sequence_gauge = self._make_gauge(model_config["name"])
+        self._expiry = threading.Thread(target=self._expire_idle, name="expire-idle-sequences", daemon=True)
+        self._expiry.start()
         log.info("%s ready: %s on %s (%s)", model_config["name"], model_path, generator.device, generator.shape.dtype)
 
     def execute(self, requests: list) -> list:
         checked = [self._check(request) for request in requests]
-        if isinstance(self.service, CanvasService):
-            outcomes = self._canvas(checked)
-        else:
-            outcomes = self._realtime(requests, checked)
+        try:
+            outcomes: list[Outcome] = self.service.handle(checked)
+        except Exception as exc:  # the whole batch failed: every good request hears why
+            log.exception("request failed")
+            outcomes = [item.checked if not item.ok else exc for item in checked]
+        self._sequence_gauge.set(self.service.live_sequences())
         return [_response(outcome) for outcome in outcomes]
 
     def finalize(self) -> None:
         self._stop.set()
 
-    def _check(self, request: object) -> GenerationRequest | RequestError:
+    def _check(self, request: object) -> CheckedRequest:
+        flags = request.flags()
         try:
-            return parse_request(
+            checked = parse_request(
                 lambda name: _as_numpy(pb_utils.get_input_tensor_by_name(request, name)),
                 self.limits,
                 self.count_tokens,
-                ending=bool(request.flags() & FLAG_END),
+                ending=bool(flags & FLAG_END),
             )
         except RequestError as exc:
-            return exc
-
-    def _canvas(self, checked: list) -> list[Outcome]:
-        """Good drawings go to the service as one group; bad ones keep their error."""
-        places = [i for i, item in enumerate(checked) if not isinstance(item, Exception)]
-        return self._answer_group(checked, places, [checked[i] for i in places])
-
-    def _realtime(self, requests: list, checked: list) -> list[Outcome]:
-        """Good frames go to the service as one group; a bad frame still ends its sequence when flagged END."""
-        frames, places = [], []
-        for i, (request, item) in enumerate(zip(requests, checked, strict=True)):
-            flags, sequence_id = request.flags(), request.correlation_id()
-            if isinstance(item, Exception):
-                if flags & FLAG_END:
-                    self.service.sequences.end(sequence_id)
-                continue
-            frames.append(SequenceFrame(sequence_id, bool(flags & FLAG_START), bool(flags & FLAG_END), item))
-            places.append(i)
-        outcomes = self._answer_group(checked, places, frames)
-        self._sequence_gauge.set(len(self.service.sequences))
-        return outcomes
-
-    def _answer_group(self, checked: list, places: list[int], group: list) -> list[Outcome]:
-        """`checked` with the service's outcome for `group` (the good requests, at `places`) put in."""
-        outcomes: list[Outcome] = list(checked)
-        results = self._guard(self.service.handle, group)
-        if isinstance(results, Exception):  # the whole group failed: every request of it hears why
-            results = [results] * len(group)
-        for i, outcome in zip(places, results, strict=True):
-            outcomes[i] = outcome
-        return outcomes
-
-    @staticmethod
-    def _guard(handler: Callable[[T], R], argument: T) -> R | Exception:
-        try:
-            return handler(argument)
-        except Exception as exc:
-            log.exception("request failed")
-            return exc
+            checked = exc
+        return CheckedRequest(request.correlation_id(), bool(flags & FLAG_START), bool(flags & FLAG_END), checked)
 
     def _expire_idle(self) -> None:
         """Free the state of sequences Triton dropped for idleness; Triton does not tell the model."""
         interval = 1.0
         while not self._stop.wait(interval):
-            expired = self.service.sequences.expire()
-            if expired:
-                log.info("freed %d idle sequence(s): %s", len(expired), expired)
-            self._sequence_gauge.set(len(self.service.sequences))
+            expired = self.service.expire_idle()
+            if expired:  # correlation ids identify a live session's sequence: debug level only
+                log.info("freed %d idle sequence(s)", len(expired))
+                log.debug("freed idle sequences %s", expired)
+            self._sequence_gauge.set(self.service.live_sequences())
 
     @staticmethod
     def _make_gauge(model_name: str) -> tuple[object, object]:
         family = pb_utils.MetricFamily(
             name="streamdiffusion_live_sequences",
-            description="Realtime sequences whose state this model instance holds",
+            description="Sequences whose state this model instance holds (always 0 for stateless canvas)",
             kind=pb_utils.MetricFamily.GAUGE,
         )
         return family, family.Metric(labels={"model": model_name})

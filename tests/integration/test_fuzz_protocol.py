@@ -1,4 +1,4 @@
-"""A short fuzz run of the wire protocol (scripts/fuzz_protocol.py) against a real frontends process
+"""A short fuzz run of the wire protocol (sdtools.fuzz) against a real frontends process
 and the session's tritonserver: random and mutated frames and control messages; the server must
 answer every one, keep every session open, stay up, and leave a canary session unaffected.
 
@@ -8,11 +8,10 @@ The long run is the script itself: `.venv/bin/python scripts/fuzz_protocol.py --
 from __future__ import annotations
 
 from collections.abc import Iterator
-from types import ModuleType
 
 import pytest
 
-from tests.script_modules import load_script
+from sdtools.fuzz import FUZZ_OVERRIDES, fuzz
 from tests.servers import FrontendServer, TritonServer, launch_frontends
 
 pytestmark = pytest.mark.triton
@@ -20,21 +19,16 @@ EXAMPLES = 60
 
 
 @pytest.fixture(scope="module")
-def fuzz_script() -> ModuleType:
-    return load_script("fuzz_protocol")
-
-
-@pytest.fixture(scope="module")
-def fuzzed_frontend(triton_server: TritonServer, fuzz_script: ModuleType) -> Iterator[FrontendServer]:
+def fuzzed_frontend(triton_server: TritonServer) -> Iterator[FrontendServer]:
     """Its own process: if fuzzing kills it, the other tests' frontends are not the casualty."""
-    server = launch_frontends(triton_server, fuzz_script.FUZZ_OVERRIDES)
+    server = launch_frontends(triton_server, FUZZ_OVERRIDES)
     yield server
     server.server.stop()
 
 
-def test_random_and_mutated_messages_are_all_answered(fuzzed_frontend: FrontendServer, fuzz_script: ModuleType):
+def test_random_and_mutated_messages_are_all_answered(fuzzed_frontend: FrontendServer):
     process = fuzzed_frontend.server.process
-    stats = fuzz_script.fuzz(
+    stats = fuzz(
         fuzzed_frontend.base_url, EXAMPLES, seed_value=1, answer_timeout=120, alive=lambda: process.poll() is None
     )
     assert stats.examples >= EXAMPLES

@@ -1,16 +1,13 @@
-"""scripts/perf_analyzer.py against the session's real tritonserver: both models, a few requests each."""
+"""sdtools.perf_analyzer against the session's real tritonserver: both models, a few requests each."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from sdconfig import load_settings
-
-ROOT = Path(__file__).resolve().parents[2]
+from sdtools.perf_analyzer import main
 
 pytestmark = pytest.mark.triton
 
@@ -22,10 +19,8 @@ def table_rows(output: str) -> dict[str, list[str]]:
     return {cells[0]: cells for cells in (line.split() for line in lines[start + 2 :]) if cells}
 
 
-def test_perf_analyzer_measures_both_models(triton_server, tmp_path: Path) -> None:
-    command = [
-        sys.executable,
-        "scripts/perf_analyzer.py",
+def test_perf_analyzer_measures_both_models(triton_server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
         "--config",
         str(triton_server.config_file),
         "--url",
@@ -39,12 +34,13 @@ def test_perf_analyzer_measures_both_models(triton_server, tmp_path: Path) -> No
         "--output-dir",
         str(tmp_path),
     ]
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=500, check=False)
-    report = f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    assert proc.returncode == 0, report
+    returncode = main(args)
+    proc = capsys.readouterr()
+    report = f"stdout:\n{proc.out}\nstderr:\n{proc.err}"
+    assert returncode == 0, report
 
     settings = load_settings(triton_server.config_file)
-    rows = table_rows(proc.stdout)
+    rows = table_rows(proc.out)
     for mode in ("realtime", "canvas"):
         model = settings.model_name(mode)
         assert model in rows, report

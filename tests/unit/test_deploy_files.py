@@ -497,12 +497,22 @@ def script_invocations(words: list[str]) -> Iterator[tuple[Path, list[str]]]:
         yield script, rest[: rest.index("&&")] if "&&" in rest else rest
 
 
+def option_source(script: Path) -> str:
+    """The script's text and that of the repository modules it imports, where a thin script's options live."""
+    texts = [script.read_text(encoding="utf-8")]
+    for node in ast.walk(ast.parse(texts[0], filename=str(script))):
+        for name in imported_names(node):
+            if is_first_party(name.split(".")[0]) and (target := module_file(name)) is not None:
+                texts.append(target.read_text(encoding="utf-8"))
+    return "\n".join(texts)
+
+
 def test_containers_run_scripts_that_exist_with_flags_they_define() -> None:
     checked = 0
     for words in every_command():
         for script, arguments in script_invocations(words):
             assert script.is_file(), f"{' '.join(words)}: {script.relative_to(ROOT)} does not exist"
-            source = script.read_text(encoding="utf-8")
+            source = option_source(script)
             for flag in (a.split("=", 1)[0] for a in arguments if a.startswith("--")):
                 assert f'"{flag}"' in source, f"{script.relative_to(ROOT)} defines no option {flag} ({' '.join(words)})"
             checked += 1

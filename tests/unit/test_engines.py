@@ -6,29 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from sdbackend.engines import (
+from sdaccel.engine_io import dynamic_axes
+from sdaccel.engine_plan import check_sizes, plan_manifest, profile_shapes
+from sdaccel.export_info import ExportInfo, GraphInfo
+from sdbackend.engine_manifest import (
     MANIFEST_FILE,
-    EngineMismatchError,
-    ExportInfo,
     GpuInfo,
-    GraphInfo,
     Manifest,
     ModelDims,
     Platform,
-    RuntimeNeeds,
-    check_sizes,
-    dynamic_axes,
-    find_engine_folder,
     folder_fingerprint,
-    mismatches,
-    mode_needs,
     model_slug,
-    plan_manifest,
-    profile_shapes,
     read_manifest,
-    unet_rows,
     write_manifest,
 )
+from sdbackend.engine_match import EngineMismatchError, RuntimeNeeds, find_engine_folder, mismatches
+from sdbackend.engine_needs import mode_needs, unet_rows
 from sdconfig import MODES, Settings
 
 H200 = Platform(tensorrt_version="10.7.0", gpu=GpuInfo(name="NVIDIA H200", compute_capability="9.0"))

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+import pytest
+
+from sdtools.gpu_benchmark import main
 
 
-def test_gpu_benchmark_runs_on_the_cpu(tmp_path: Path) -> None:
+def test_gpu_benchmark_runs_on_the_cpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "table.md"
     args = ["--device", "cpu", "--arch", "tiny", "--size", "64", "--steps", "1", "2", "--sessions", "1", "2"]
     args += ["--warmup", "1", "--iters", "1", "--out", str(out)]
-    done = subprocess.run(
-        [sys.executable, "scripts/gpu_benchmark.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    returncode = main(args)
+    done = capsys.readouterr()
+    assert returncode == 0, done.out + done.err
     table = out.read_text()
-    assert table in done.stdout
+    assert table in done.out
     rows = [
         line.split("|")[1:-1]
         for line in table.splitlines()

@@ -15,10 +15,13 @@ import torch
 from diffusers import StableDiffusionPipeline
 from streamdiffusion import StreamDiffusion
 
-from sdbackend.engines import ENGINE_IO, ENGINE_KINDS, EngineMismatchError, file_sha256, read_export_info
+from sdaccel.engine_io import ENGINE_IO
+from sdaccel.export_info import file_sha256, read_export_info
+from sdaccel.onnx_check import OnnxRuntimeEngine, max_abs_error
+from sdaccel.onnx_export import ModelParts, sample_inputs
+from sdbackend.engine_manifest import ENGINE_KINDS, model_dims
+from sdbackend.engine_match import EngineMismatchError
 from sdbackend.loading import load_pipeline, load_tiny_vae
-from sdbackend.onnx_check import OnnxRuntimeEngine, max_abs_error
-from sdbackend.onnx_export import ModelParts, model_dims, sample_inputs
 from sdbackend.tensorrt_runner import EngineUNet, apply_tensorrt, swap_in_engines
 from sdconfig import load_settings
 from sdmodels.builders import create_model

@@ -7,21 +7,13 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from types import ModuleType
-
-import pytest
 
 from frontends.timeouts import idle_below_infer_timeout
-from sdbackend.watchdog import stub_pids
 from sdconfig import Settings
-from tests.script_modules import load_script
+from sdlauncher.server import cpu_threads
+from sdlauncher.watchdog import stub_pids
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def launcher() -> ModuleType:
-    return load_script("launch_triton")
 
 
 def test_stubs_are_found_per_model_among_the_servers_children(tmp_path: Path):
@@ -55,18 +47,18 @@ def test_stubs_are_found_per_model_among_the_servers_children(tmp_path: Path):
             process.wait()
 
 
-def test_each_stub_gets_its_share_of_the_cores_on_cpu(launcher):
+def test_each_stub_gets_its_share_of_the_cores_on_cpu():
     cores = os.cpu_count() or 1
-    assert launcher.cpu_threads({}, "cpu", 2) == {"OMP_NUM_THREADS": str(max(1, cores // 2))}
-    assert launcher.cpu_threads({}, "cpu", cores * 4) == {"OMP_NUM_THREADS": "1"}
-    assert launcher.cpu_threads({"OMP_NUM_THREADS": "3"}, "cpu", 2) == {}, "the operator's choice stands"
-    assert launcher.cpu_threads({}, "cuda", 2) == {}
+    assert cpu_threads({}, "cpu", 2) == {"OMP_NUM_THREADS": str(max(1, cores // 2))}
+    assert cpu_threads({}, "cpu", cores * 4) == {"OMP_NUM_THREADS": "1"}
+    assert cpu_threads({"OMP_NUM_THREADS": "3"}, "cpu", 2) == {}, "the operator's choice stands"
+    assert cpu_threads({}, "cuda", 2) == {}
 
 
-def test_configured_threads_per_model_win_on_cpu(launcher):
-    assert launcher.cpu_threads({}, "cpu", 2, configured=5) == {"OMP_NUM_THREADS": "5"}
-    assert launcher.cpu_threads({"OMP_NUM_THREADS": "3"}, "cpu", 2, configured=1) == {"OMP_NUM_THREADS": "1"}
-    assert launcher.cpu_threads({}, "cuda", 2, configured=5) == {}, "threads are a CPU matter"
+def test_configured_threads_per_model_win_on_cpu():
+    assert cpu_threads({}, "cpu", 2, configured=5) == {"OMP_NUM_THREADS": "5"}
+    assert cpu_threads({"OMP_NUM_THREADS": "3"}, "cpu", 2, configured=1) == {"OMP_NUM_THREADS": "1"}
+    assert cpu_threads({}, "cuda", 2, configured=5) == {}, "threads are a CPU matter"
 
 
 def test_the_sequence_idle_time_should_outlast_a_queued_frame():

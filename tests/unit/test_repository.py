@@ -2,12 +2,16 @@
 
 Rendered configs are parsed back with protobuf's text format into Triton's own ModelConfig
 message, the same grammar tritonserver reads, so a quoting mistake fails here and not at load.
+The checked-in configs' tensor blocks are held to sdcontract.tensors the same way.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,27 +20,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tritonclient.grpc import model_config_pb2
 
-from sdbackend.repository import (
+from sdconfig import Settings, resolve_model_path
+from sdcontract.facts import model_facts
+from sdcontract.tensors import IMAGE_INPUT, INPUTS, OUTPUTS, TensorSpec
+from sdlauncher.pbtxt import pbtxt_string, pbtxt_unquote, set_sequence_idle, string_parameter
+from sdlauncher.repository import render_config, resolve_device, write_repository
+from sdlauncher.server import Endpoints, server_command, server_environment
+from sdlauncher.triton_install import (
     BACKEND_NAME,
     STUB_NAME,
-    Endpoints,
     TritonInstall,
     TritonNotFound,
     assemble_backends,
     backend_layout,
     locate_triton,
-    pbtxt_string,
-    pbtxt_unquote,
-    render_config,
-    resolve_device,
-    server_command,
-    server_environment,
-    set_sequence_idle,
-    string_parameter,
-    write_repository,
 )
-from sdconfig import Settings, resolve_model_path
-from sdcontract.facts import model_facts
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "model_repository"
@@ -148,6 +146,34 @@ def test_a_config_without_a_variant_is_copied_untouched(tmp_path: Path) -> None:
 )
 def test_device_resolution(setting: str, gpu: bool, device: str) -> None:
     assert resolve_device(setting, gpu) == device
+
+
+# --------------------------------------------------------------------------- the tensor contract
+
+
+def triton_type(datatype: str) -> str:
+    """config.pbtxt's data_type for one of Triton's wire datatypes (BYTES is TYPE_STRING there)."""
+    return "TYPE_STRING" if datatype == "BYTES" else f"TYPE_{datatype}"
+
+
+def contract_input(spec: TensorSpec) -> tuple[str, str, tuple[int, ...], bool]:
+    """Every input but IMAGE is optional (sdcontract.tensors)."""
+    return (spec.name, triton_type(spec.datatype), spec.dims, spec.name != IMAGE_INPUT)
+
+
+@pytest.mark.parametrize("text", [REALTIME, CANVAS], ids=["realtime", "canvas"])
+def test_the_configs_declare_the_tensors_of_the_contract(text: str) -> None:
+    """The input and output blocks are written out in each config.pbtxt; sdcontract.tensors is their one source."""
+    config = parse(text)
+    inputs = [
+        (tensor.name, model_config_pb2.DataType.Name(tensor.data_type), tuple(tensor.dims), tensor.optional)
+        for tensor in config.input
+    ]
+    outputs = [
+        (tensor.name, model_config_pb2.DataType.Name(tensor.data_type), tuple(tensor.dims)) for tensor in config.output
+    ]
+    assert sorted(inputs) == sorted(contract_input(spec) for spec in INPUTS)
+    assert sorted(outputs) == sorted((spec.name, triton_type(spec.datatype), spec.dims) for spec in OUTPUTS)
 
 
 # --------------------------------------------------------------------------- the whole repository
@@ -263,11 +289,36 @@ def test_the_backend_directory_copies_the_python_backend_and_links_the_model_cod
 def test_the_server_environment_finds_the_venv_the_libraries_and_the_packages(tmp_path: Path) -> None:
     install = _install(tmp_path)
     base = {"PATH": "/usr/bin", "PYTHONPATH": "/extra", "HOME": "/root"}
-    env = server_environment(base, install, repo_root=Path("/repo"), config_file=tmp_path / "c.yaml")
+    env = server_environment(base, install, config_file=tmp_path / "c.yaml")
     assert env["SD_CONFIG"] == str((tmp_path / "c.yaml").resolve())
-    assert env["PYTHONPATH"] == os.pathsep.join(["/repo", "/repo/backends/streamdiffusion", "/extra"])
+    assert env["PYTHONPATH"] == "/extra", "the packages come from the venv on PATH, not from PYTHONPATH"
     assert env["PATH"].split(os.pathsep) == ["/venv/bin", "/usr/bin"]
     assert env["HOME"] == "/root"
+
+
+def test_the_stubs_python_imports_the_project_without_pythonpath(tmp_path: Path) -> None:
+    """The stub runs in the environment of the first python3 on the PATH the launcher gives it: this one."""
+    install = TritonInstall(
+        server=tmp_path / "tritonserver",
+        python_backend=tmp_path,
+        stub=tmp_path / STUB_NAME,
+        origin="a test",
+        bin_dirs=(Path(sys.executable).parent,),
+    )
+    base = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env = server_environment(base, install, config_file=tmp_path / "c.yaml")
+    python3 = shutil.which("python3", path=env["PATH"])
+    assert python3 is not None
+    result = subprocess.run(
+        [python3, "-c", "import sdbackend, sdconfig, sdcontract.facts, sdcontract.tensors"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_the_command_loads_exactly_the_two_models_on_the_chosen_ports(tmp_path: Path) -> None:

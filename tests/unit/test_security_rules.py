@@ -4,7 +4,6 @@ settings' validation, Triton bound to loopback, and the sequence-idle agreement 
 from __future__ import annotations
 
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
@@ -12,9 +11,10 @@ import yaml
 from frontends.client_limits import ClientLimits
 from frontends.security import normalize_origin, same_host
 from frontends.timeouts import idle_mismatch
-from sdbackend.repository import TritonInstall, server_command
 from sdconfig import ConfigError, Settings, load_settings
-from tests.script_modules import load_script
+from sdlauncher.cli import endpoints_from, parse_args
+from sdlauncher.server import server_command
+from sdlauncher.triton_install import TritonInstall
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,15 +115,10 @@ def test_the_repository_config_keeps_triton_on_loopback():
     assert Settings().triton.host == "127.0.0.1"
 
 
-@pytest.fixture(scope="module")
-def launcher() -> ModuleType:
-    return load_script("launch_triton")
-
-
-def test_the_rendered_tritonserver_command_binds_every_endpoint_to_loopback(launcher):
+def test_the_rendered_tritonserver_command_binds_every_endpoint_to_loopback():
     settings = load_settings(ROOT / "config.yaml", env={})
-    args = launcher.parse_args([])
-    endpoints = launcher.endpoints_from(settings, args)
+    args = parse_args([])
+    endpoints = endpoints_from(settings, args)
     install = TritonInstall(
         server=Path("/opt/tritonserver/bin/tritonserver"),
         python_backend=Path("/opt/tritonserver/backends/python"),

@@ -44,6 +44,28 @@ class GenerationRequest:
 
 
 @dataclass(frozen=True)
+class CheckedRequest:
+    """One Triton request as the services see it: its sequence flags and its checked inputs or the error.
+
+    Canvas requests have no sequence (correlation id 0, no flags); the services read what they need.
+    """
+
+    correlation_id: int
+    start: bool
+    end: bool
+    checked: GenerationRequest | RequestError
+
+    @property
+    def request(self) -> GenerationRequest:
+        assert isinstance(self.checked, GenerationRequest)
+        return self.checked
+
+    @property
+    def ok(self) -> bool:
+        return isinstance(self.checked, GenerationRequest)
+
+
+@dataclass(frozen=True)
 class RequestLimits:
     """The facts a request is checked against, taken once from the settings."""
 

@@ -1,4 +1,4 @@
-"""The two scenarios over one ImageGenerator: the only place where realtime and canvas differ in code.
+"""The two scenarios over one ImageGenerator, behind one interface: the only place where they differ in code.
 
 Realtime keeps a prepared stream per Triton sequence (its stream-batch latents, noise and
 embeddings); canvas prepares a pooled stream per request and runs every step on that request's image.
@@ -10,6 +10,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from streamdiffusion import StreamDiffusion
@@ -18,7 +19,7 @@ from sdbackend.errors import RequestError
 from sdbackend.generation import ImageGenerator
 from sdbackend.image_codec import encode_jpeg
 from sdbackend.loading import load_pipeline, resolve_device_dtype
-from sdbackend.requests import GenerationParams, GenerationRequest
+from sdbackend.requests import CheckedRequest, GenerationParams, GenerationRequest
 from sdbackend.sequence_store import SequenceStore
 from sdbackend.torch_speedups import SpeedupOptions, speed_up
 from sdconfig import Mode, Settings
@@ -32,17 +33,24 @@ class SequenceState:
     params: GenerationParams
 
 
-@dataclass(frozen=True)
-class SequenceFrame:
-    """One realtime request as Triton delivered it: which sequence, its flags, its checked inputs."""
-
-    sequence_id: int
-    start: bool
-    end: bool
-    request: GenerationRequest
-
-
 Outcome = bytes | None | Exception
+"""An encoded JPEG, None (an END without image) or the error, for each request in order."""
+
+
+class Service(Protocol):
+    """What model.py drives, whichever the variant."""
+
+    generator: ImageGenerator
+
+    def handle(self, requests: list[CheckedRequest]) -> list[Outcome]:
+        """One outcome per request; a request whose check failed keeps its error."""
+        ...
+
+    def expire_idle(self) -> list[int]:
+        """Free state Triton has dropped without telling the model; the ids freed."""
+        ...
+
+    def live_sequences(self) -> int: ...
 
 
 class RealtimeService:
@@ -57,26 +65,33 @@ class RealtimeService:
         self.sequences = store
         self._batch = batch
 
-    def handle(self, frames: list[SequenceFrame]) -> list[Outcome]:
-        """An encoded JPEG, None (an END without image) or the error, for each frame in order."""
-        outcomes: list[Outcome] = [None] * len(frames)
+    def handle(self, requests: list[CheckedRequest]) -> list[Outcome]:
+        """Frames of several sequences at once; a frame flagged END ends its sequence, even a bad one."""
+        outcomes: list[Outcome] = [item.checked if not item.ok else None for item in requests]
         work: list[tuple[int, SequenceState, np.ndarray]] = []
-        for i, frame in enumerate(frames):
-            if frame.request.image is None:
+        for i, item in enumerate(requests):
+            if not item.ok or item.request.image is None:
                 continue
             try:
-                work.append(
-                    (i, self._state_for(frame.sequence_id, frame.start, frame.request.params), frame.request.image)
-                )
+                state = self._state_for(item.correlation_id, item.start, item.request.params)
+                work.append((i, state, item.request.image))
             except RequestError as exc:
                 outcomes[i] = exc
-        for (i, _, _), picture in zip(work, self._run(work), strict=True):
-            quality = frames[i].request.jpeg_quality
-            outcomes[i] = picture if isinstance(picture, Exception) else encode_jpeg(picture, quality)
-        for frame in frames:
-            if frame.end:
-                self.sequences.end(frame.sequence_id)
+        try:
+            for (i, _, _), picture in zip(work, self._run(work), strict=True):
+                quality = requests[i].request.jpeg_quality
+                outcomes[i] = picture if isinstance(picture, Exception) else encode_jpeg(picture, quality)
+        finally:
+            for item in requests:
+                if item.end:
+                    self.sequences.end(item.correlation_id)
         return outcomes
+
+    def expire_idle(self) -> list[int]:
+        return self.sequences.expire()
+
+    def live_sequences(self) -> int:
+        return len(self.sequences)
 
     def _run(self, work: list[tuple[int, SequenceState, np.ndarray]]) -> list[np.ndarray | Exception]:
         if not self._batch or len(work) < 2:
@@ -125,21 +140,29 @@ class CanvasService:
         self._pool: OrderedDict[tuple[int, ...], list[StreamDiffusion]] = OrderedDict()
         self._capacity = pooled_streams
 
-    def handle(self, requests: list[GenerationRequest]) -> list[Outcome]:
-        """An encoded JPEG or the error, for each request in order."""
-        outcomes: list[Outcome] = [None] * len(requests)
+    def handle(self, requests: list[CheckedRequest]) -> list[Outcome]:
+        """Drawings grouped by step list; a failing group answers each of its drawings with the error."""
+        outcomes: list[Outcome] = [item.checked if not item.ok else None for item in requests]
         groups: dict[tuple[int, ...], list[int]] = {}
-        for i, request in enumerate(requests):
-            if request.image is None:
+        for i, item in enumerate(requests):
+            if not item.ok:
+                continue
+            if item.request.image is None:
                 outcomes[i] = RequestError("IMAGE is empty: send a JPEG, PNG or WebP image")
             else:
-                groups.setdefault(request.params.t_index_list, []).append(i)
+                groups.setdefault(item.request.params.t_index_list, []).append(i)
         for places in groups.values():
             chunks = [places] if self._batch else [[i] for i in places]
             for chunk in chunks:
-                for i, outcome in zip(chunk, self._draw([requests[i] for i in chunk]), strict=True):
+                for i, outcome in zip(chunk, self._draw([requests[i].request for i in chunk]), strict=True):
                     outcomes[i] = outcome
         return outcomes
+
+    def expire_idle(self) -> list[int]:
+        return []  # stateless
+
+    def live_sequences(self) -> int:
+        return 0
 
     def _draw(self, requests: list[GenerationRequest]) -> list[Outcome]:
         key = requests[0].params.t_index_list
@@ -177,7 +200,7 @@ class CanvasService:
                 del self._pool[oldest]
 
 
-def build_service(settings: Settings, config_file: Path, mode: Mode) -> RealtimeService | CanvasService:
+def build_service(settings: Settings, config_file: Path, mode: Mode) -> Service:
     """Load the variant's pipeline (PyTorch, or TensorRT engines where configured) and wrap it."""
     variant = settings.variant(mode)
     device, dtype = resolve_device_dtype(settings.model)
@@ -192,5 +215,6 @@ def build_service(settings: Settings, config_file: Path, mode: Mode) -> Realtime
     batch = variant.batches_across_sessions(device.type)
     if mode == "canvas":
         return CanvasService(generator, batch, pooled_streams=variant.max_batch)
-    store: SequenceStore[SequenceState] = SequenceStore(variant.sequence_idle_timeout_s, variant.max_sequences)
+    realtime = settings.realtime.pipeline
+    store: SequenceStore[SequenceState] = SequenceStore(realtime.sequence_idle_timeout_s, realtime.max_sequences)
     return RealtimeService(generator, store, batch=batch)

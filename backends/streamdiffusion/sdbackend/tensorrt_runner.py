@@ -1,6 +1,6 @@
 """Serve the UNet and the VAE from TensorRT 10 engines, behind the calls StreamDiffusion makes.
 
-`apply_tensorrt` finds the engine folder that fits the configuration (sdbackend.engines; a
+`apply_tensorrt` finds the engine folder that fits the configuration (sdbackend.engine_match; a
 folder that does not fit is an error naming each difference, never a silent PyTorch fallback),
 loads the engines and replaces `pipe.unet` and `pipe.vae` with wrappers that keep the diffusers
 call signatures:
@@ -30,17 +30,8 @@ from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from diffusers.models.unet_2d_condition import UNet2DConditionOutput
 from diffusers.models.vae import DecoderOutput, DiagonalGaussianDistribution
 
-from sdbackend.engines import (
-    VAE_ENGINES,
-    EngineFolder,
-    EngineKind,
-    EngineMismatchError,
-    GpuInfo,
-    Platform,
-    VaeKind,
-    find_engine_folder,
-    runtime_needs,
-)
+from sdbackend.engine_manifest import VAE_ENGINES, EngineKind, GpuInfo, Platform, VaeKind, model_dims
+from sdbackend.engine_match import EngineFolder, EngineMismatchError, find_engine_folder, runtime_needs
 from sdconfig import Mode, Settings
 
 log = logging.getLogger(__name__)
@@ -257,8 +248,6 @@ def apply_tensorrt(pipe: StableDiffusionPipeline, settings: Settings, config_fil
 
     Call before any StreamDiffusion object is made from `pipe` (they copy pipe.unet and pipe.vae).
     """
-    from sdbackend.onnx_export import model_dims
-
     device = pipe.unet.device
     platform = current_platform(device)
     needs = runtime_needs(settings, config_file, mode, platform, model_dims(pipe))

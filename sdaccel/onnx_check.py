@@ -1,8 +1,8 @@
 """Run an exported ONNX graph with onnxruntime and compare it with the PyTorch module it came from.
 
 TensorRT cannot run where the tests run; onnxruntime can, on the same graphs TensorRT parses.
-`OnnxRuntimeEngine` has the call signature of `tensorrt_runner.TensorRTEngine` (named tensors in,
-named tensors out), so the runtime wrappers are exercised end to end on the CPU with it.
+`OnnxRuntimeEngine` has the call signature of `sdbackend.tensorrt_runner.TensorRTEngine` (named
+tensors in, named tensors out), so the runtime wrappers are exercised end to end on the CPU with it.
 """
 
 from __future__ import annotations

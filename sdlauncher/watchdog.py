@@ -21,7 +21,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-STUB_NAME = "triton_python_backend_stub"
+from sdlauncher.triton_install import STUB_NAME
+
 UNLOAD_WAIT_S = 10.0
 FIRST_RETRY_S = 10.0
 MAX_RETRY_S = 300.0

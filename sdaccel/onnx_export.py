@@ -2,7 +2,7 @@
 
 Every graph has a dynamic batch axis and dynamic image (or latent) sides, so one export serves
 every batch size and resolution in the declared range; the range itself is fixed later, by the
-engine's optimization profiles. Tensor names and layouts are those of `sdbackend.engines`.
+engine's optimization profiles. Tensor names and layouts are those of `sdaccel.engine_io`.
 
 The TorchScript-based exporter (`dynamo=False`) is used: it traces diffusers 0.24's models with
 symbolic batch and sides at opset 17 and needs nothing beyond torch and onnx.
@@ -19,19 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, AutoencoderTiny, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 
-from sdbackend.engines import (
-    ENGINE_IO,
-    ONNX_OPSET,
-    EngineKind,
-    ExportInfo,
-    GraphInfo,
-    ModelDims,
-    dynamic_axes,
-    file_sha256,
-    resolve_shape,
-)
+from sdaccel.engine_io import ENGINE_IO, dynamic_axes, resolve_shape
+from sdaccel.export_info import ONNX_OPSET, ExportInfo, GraphInfo, file_sha256
+from sdbackend.engine_manifest import EngineKind, ModelDims
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -104,16 +96,6 @@ class ModelParts:
             graphs["taesd_encoder"] = TaesdEncoderGraph(self.tiny_vae)
             graphs["taesd_decoder"] = VaeDecoderGraph(self.tiny_vae)
         return graphs
-
-
-def model_dims(pipe: StableDiffusionPipeline) -> ModelDims:
-    """The shapes the engines are built around, read from the loaded pipeline."""
-    return ModelDims(
-        latent_channels=int(pipe.unet.config.in_channels),
-        embedding_dim=int(pipe.unet.config.cross_attention_dim),
-        text_length=int(pipe.tokenizer.model_max_length),
-        vae_scale_factor=int(pipe.vae_scale_factor),
-    )
 
 
 def sample_inputs(

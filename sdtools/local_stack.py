@@ -1,5 +1,5 @@
-"""Start the whole stack on free loopback ports, the way scripts/run.sh does, for scripts that
-test it (soak_test.py, fuzz_protocol.py): scripts/launch_triton.py, then `python -m frontends`
+"""Start the whole stack on free loopback ports, the way scripts/run.sh does, for the tools that
+test it (sdtools.soak, sdtools.fuzz): scripts/launch_triton.py, then `python -m frontends`
 against it. Both read the same YAML plus SD__SECTION__KEY overrides; both are stopped (SIGTERM,
 then SIGKILL) when the block ends, whatever happened inside it.
 """
@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +50,9 @@ def _stop(process: subprocess.Popen[bytes], timeout_s: float) -> None:
             process.wait()
 
 
-def _wait_for(condition, what: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+def _wait_for(
+    condition: Callable[[], bool], what: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if process.poll() is not None or time.monotonic() > deadline:
