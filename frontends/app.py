@@ -25,9 +25,10 @@ from aiohttp import web
 from frontends import health, legacy
 from frontends.app_keys import CLIENTS_KEY, METRICS_KEY, REGISTRY_KEY, SERVICES_KEY, SETTINGS_KEY, Services
 from frontends.client_limits import ClientLimits
+from frontends.demo_frames import DemoFrames
 from frontends.facts_cache import FactsCache
 from frontends.metrics import FrontendMetrics
-from frontends.mode_routes import settings_handler, stream_handler
+from frontends.mode_routes import queue_handler, settings_handler, stream_handler
 from frontends.pages import add_pages
 from frontends.protocol import CloseCode
 from frontends.registry import SessionRegistry
@@ -69,12 +70,16 @@ def _add_routes(app: web.Application, modes: tuple[Mode, ...]) -> None:
         router.add_get(f"/api/{mode}/ws/{USER}", ws_handler(mode))
         router.add_get(f"/api/{mode}/stream/{USER}", stream_handler(mode))
         router.add_get(f"/api/{mode}/settings", settings_handler(mode))
-    if "realtime" in modes:
-        router.add_get(f"/api/ws/{USER}", legacy.deprecated(ws_handler("realtime"), "/api/realtime/ws/{user_id}"))
+        router.add_get(f"/api/{mode}/queue", queue_handler(mode))
+    if "realtime" in modes:  # the single-mode service's routes; its clients speak the demo protocol
+        router.add_get(
+            f"/api/ws/{USER}", legacy.deprecated(ws_handler("realtime", DemoFrames), "/api/realtime/ws/{user_id}")
+        )
         router.add_get(
             f"/api/stream/{USER}", legacy.deprecated(stream_handler("realtime"), "/api/realtime/stream/{user_id}")
         )
         router.add_get("/api/settings", legacy.deprecated(settings_handler("realtime"), "/api/realtime/settings"))
+        router.add_get("/api/queue", legacy.deprecated(queue_handler("realtime"), "/api/realtime/queue"))
     router.add_get("/healthz", health.healthz)
     router.add_get("/readyz", health.readyz)
     router.add_get("/metrics", health.metrics)

@@ -49,16 +49,25 @@ def _parse_json(raw: memoryview) -> dict[str, Any]:
         text = str(raw, "utf-8")
     except UnicodeDecodeError as exc:
         raise BadMessage(f"binary frame's JSON is not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadMessage(f"binary frame's JSON does not parse: {exc.msg} at character {exc.pos}") from None
+    obj = parse_json(text, "binary frame's JSON")
     if not isinstance(obj, dict):
         raise BadMessage(f"binary frame's JSON must be an object, got {type(obj).__name__}")
     status = obj.pop("status", None)
     if status != STATUS_NEXT_FRAME:
         raise BadMessage(f'binary frame\'s JSON needs "status": "{STATUS_NEXT_FRAME}", got {status!r}')
     return obj
+
+
+def parse_json(text: str, what: str) -> Any:
+    """json.loads with every way it can fail named, nesting and huge integers included."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadMessage(f"{what} does not parse: {exc.msg} at character {exc.pos}") from None
+    except RecursionError:
+        raise BadMessage(f"{what} is nested too deeply to read") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise BadMessage(f"{what} holds a number too long to read: {str(exc)[:80]}") from None
 
 
 def encode_frame(params: dict[str, Any], image: bytes) -> bytes:

@@ -1,8 +1,9 @@
-"""The shared routes of the single-mode service, kept as deprecated aliases of the realtime ones.
+"""The shared routes of the single-mode service, kept as deprecated routes of realtime.
 
-`/api/ws/{user_id}`, `/api/stream/{user_id}` and `/api/settings` behave exactly like their
-`/api/realtime/...` successors; each use is logged, and every HTTP answer (the WebSocket upgrade
-included) carries `Deprecation: true` and a `Link` to the successor.
+`/api/stream/{user_id}`, `/api/settings` and `/api/queue` behave like their `/api/realtime/...`
+successors; `/api/ws/{user_id}` speaks StreamDiffusion's demo protocol besides (demo_frames.py).
+Each use is logged, and every HTTP answer (the WebSocket upgrade included) carries
+`Deprecation: true` and a `Link` to the successor.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The HTTP side of a mode: `/api/{mode}/settings` and `/api/{mode}/stream/{user_id}`."""
+"""The HTTP side of a mode: `/api/{mode}/settings`, `/api/{mode}/queue` and `/api/{mode}/stream/{user_id}`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aiohttp import web
 
 from frontends.app_keys import CLIENTS_KEY, SERVICES_KEY
 from frontends.client_limits import held, over_limit
-from frontends.http_errors import bad_user_id, json_error
+from frontends.http_errors import json_error, user_id_of
 from frontends.mjpeg import Part, serve_stream
 from frontends.security import client_address
 from frontends.triton_client import TritonError
@@ -32,8 +32,19 @@ def settings_handler(mode: Mode) -> Handler:
                 "info": facts.info,
                 "input_params": facts.input_params,
                 "performance": services.settings.performance(mode).model_dump(mode="json"),
+                "max_queue_size": services.settings.server.max_sessions_per_mode,
+                "page_content": facts.info["properties"]["page_content"]["default"],
             }
         )
+
+    return handle
+
+
+def queue_handler(mode: Mode) -> Handler:
+    """How many sessions of the mode are open (the demo pages show it against max_queue_size)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"queue_size": request.app[SERVICES_KEY].registry.count(mode)})
 
     return handle
 
@@ -42,10 +53,7 @@ def stream_handler(mode: Mode) -> Handler:
     """The MJPEG stream of one connected user's results; 404 while that user has no session."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        user_id = request.match_info["user_id"]
-        refusal = bad_user_id(user_id)
-        if refusal is not None:
-            return refusal
+        user_id = user_id_of(request)
         services = request.app[SERVICES_KEY]
         hub = services.registry.hub(mode, user_id)
         if hub is None:

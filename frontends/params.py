@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,8 +28,23 @@ _JSON_TYPES = {
 }
 
 
+_INTEGER_TEXT = re.compile(r"[+-]?\d{1,18}")
+_NUMBER_TEXT = re.compile(r"[+-]?(\d{1,18}(\.\d{0,18})?|\.\d{1,18})([eE][+-]?\d{1,3})?")
+
+
+def merged_params(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A `params` object inside a message is read like top-level keys; a top-level key wins over it."""
+    fields = dict(message)
+    nested = fields.pop("params", None)
+    if nested is None:
+        return fields
+    if not isinstance(nested, dict):
+        raise BadMessage(f"'params' must be an object of parameters, got {_describe(nested)}")
+    return {**nested, **fields}
+
+
 def validate_params(params: Mapping[str, Any], schema: Mapping[str, Any], max_prompt_chars: int) -> dict[str, Any]:
-    """Return the parameters unchanged if all are valid; raise BadMessage naming the first bad one.
+    """The parameters, numbers given as text made numbers; raise BadMessage naming the first bad one.
 
     `max_prompt_chars` bounds every string parameter (prompts) before it reaches the tokenizer.
     """
@@ -36,10 +52,26 @@ def validate_params(params: Mapping[str, Any], schema: Mapping[str, Any], max_pr
     unknown = sorted(set(params) - set(properties))
     if unknown and schema.get("additionalProperties", True) is False:
         raise BadMessage(f"unknown parameter {unknown[0]!r}; accepted parameters are {', '.join(sorted(properties))}")
+    checked = {}
     for name, value in params.items():
-        if name in properties:
-            _check(name, value, properties[name], max_prompt_chars)
-    return dict(params)
+        spec = properties.get(name)
+        if spec is not None:
+            value = _from_text(value, spec.get("type"))
+            _check(name, value, spec, max_prompt_chars)
+        checked[name] = value
+    return checked
+
+
+def _from_text(value: Any, kind: str | None) -> Any:
+    """A string that is exactly an integer (or a number) counts as one: HTML inputs send text."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if kind == "integer" and _INTEGER_TEXT.fullmatch(text):
+        return int(text)
+    if kind == "number" and _NUMBER_TEXT.fullmatch(text):
+        return float(text)
+    return value
 
 
 def _check(name: str, value: Any, spec: Mapping[str, Any], max_prompt_chars: int) -> None:
@@ -57,6 +89,11 @@ def _check(name: str, value: Any, spec: Mapping[str, Any], max_prompt_chars: int
 
 
 def _check_string(name: str, value: str, spec: Mapping[str, Any], max_prompt_chars: int) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start : exc.start + 1]
+        raise BadMessage(f"parameter {name!r} holds {bad!r} at {exc.start}, a lone surrogate: not valid text") from None
     limit = min(max_prompt_chars, spec.get("maxLength", max_prompt_chars))
     if len(value) > limit:
         raise BadMessage(f"parameter {name!r} is {len(value)} characters long; at most {limit} are accepted")

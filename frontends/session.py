@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from typing import Any
@@ -20,13 +19,14 @@ from aiohttp import WSMsgType, web
 
 from frontends import protocol
 from frontends.app_keys import Services
+from frontends.demo_frames import GREETING, PROBLEM_STATUS, DemoFrames
 from frontends.facts_cache import ModelFacts
-from frontends.frame_codec import parse_frame
+from frontends.frame_codec import parse_frame, parse_json
 from frontends.frame_steps import FrameSteps
 from frontends.image_intake import read_header
 from frontends.incoming import Incoming
 from frontends.mjpeg import StreamHub
-from frontends.params import validate_params
+from frontends.params import merged_params, validate_params
 from frontends.policies import POLICIES
 from frontends.protocol import BadMessage, CloseCode
 from frontends.rate_limit import RateLimiter
@@ -48,6 +48,7 @@ class Session:
         user_id: str,
         services: Services,
         client_rate: RateLimiter | None = None,
+        demo: DemoFrames | None = None,
     ) -> None:
         self.ws = ws
         self.mode = mode
@@ -63,6 +64,8 @@ class Session:
         route = policy_type.route(services, user_id)
         self.steps = FrameSteps(services, mode, self.hub, route, policy_type.publish, self.send, self.report)
         self.policy = policy_type.build(settings, self.steps)
+        self.demo = demo
+        """Set on the legacy routes: StreamDiffusion's demo protocol is spoken there too."""
         self._frames = 0
         self._reader: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
@@ -77,8 +80,8 @@ class Session:
         worker = asyncio.create_task(self.policy.run(), name=f"{self.mode}/{self.user_id} worker")
         worker.add_done_callback(self._worker_done)
         try:
-            await self.send(protocol.CONNECTED)
-            await self.send(protocol.SEND_FRAME)
+            for text in GREETING if self.demo is not None else (protocol.CONNECTED, protocol.SEND_FRAME):
+                await self.send(text)
             self._reader = asyncio.create_task(self._read(), name=f"{self.mode}/{self.user_id} reader")
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
@@ -126,8 +129,12 @@ class Session:
             await self.ws.send_str(text)
 
     async def report(self, kind: str, text: str) -> None:
+        """A problem the session survives: an error, or for a demo-protocol client a status it ignores."""
         self.services.metrics.error(self.mode, kind)
-        await self.send(protocol.error(text))
+        if self.demo is not None and self.demo.speaks_demo:
+            await self.send(protocol.message(PROBLEM_STATUS, message=text))
+        else:
+            await self.send(protocol.error(text))
 
     # reader ---------------------------------------------------------------------------------
 
@@ -155,7 +162,7 @@ class Session:
             last_active = time.monotonic()
             if msg.type is WSMsgType.BINARY:
                 if await self._within_rate(binary=True):
-                    await self._on_frame(msg.data)
+                    await self._on_binary(msg.data)
             elif msg.type is WSMsgType.TEXT:
                 if await self._within_rate(binary=False):
                     await self._on_text(msg.data)
@@ -190,35 +197,57 @@ class Session:
     async def _facts(self) -> ModelFacts:
         return await self.services.facts.get(self.mode)
 
-    async def _on_frame(self, data: bytes) -> None:
+    async def _on_binary(self, data: bytes) -> None:
         received_at = time.monotonic()
         self.services.metrics.received.labels(mode=self.mode).inc()
+        demo = self.demo.takes_binary(data) if self.demo is not None else None
+        if demo is None:
+            try:
+                frame = parse_frame(data)
+            except BadMessage as exc:
+                await self._refuse_frame("bad_message", str(exc))
+                return
+            await self._accept(frame.params, frame.image, received_at)
+        elif demo.image:
+            await self._accept(demo.params, demo.image, received_at)
+        else:  # the demo's way of saying "no frame this time"
+            await self.send(protocol.SEND_FRAME)
+
+    async def _accept(self, raw: dict[str, Any], image: bytes, received_at: float) -> None:
         server, pipeline = self.services.settings.server, self.services.settings.pipeline
         try:
-            frame = parse_frame(data)
             facts = await self._facts()
-            params = validate_params(frame.params, facts.input_params, server.max_prompt_chars)
-            header = read_header(frame.image, pipeline.max_image_bytes, pipeline.max_image_pixels)
+            params = validate_params(merged_params(raw), facts.input_params, server.max_prompt_chars)
+            header = read_header(image, pipeline.max_image_bytes, pipeline.max_image_pixels)
         except BadMessage as exc:
-            await self.report("bad_message", str(exc))
-            await self.send(protocol.SEND_FRAME)
+            await self._refuse_frame("bad_message", str(exc))
             return
         except TritonError as exc:
-            await self.report(exc.kind, str(exc))
-            await self.send(protocol.SEND_FRAME)
+            await self._refuse_frame(exc.kind, str(exc))
             return
         self._frames += 1
-        await self.policy.accept(Incoming({**self.params, **params}, frame.image, header, received_at, self._frames))
+        await self.policy.accept(Incoming({**self.params, **params}, image, header, received_at, self._frames))
         await self.policy.acknowledge()
+
+    async def _refuse_frame(self, kind: str, text: str) -> None:
+        """Every frame gets an answer: a refused one its reason and a request for the next."""
+        await self.report(kind, text)
+        await self.send(protocol.SEND_FRAME)
 
     async def _on_text(self, text: str) -> None:
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            await self.report("bad_message", f"text message is not JSON: {exc.msg} at character {exc.pos}")
+            obj = parse_json(text, "text message")
+        except BadMessage as exc:
+            await self.report("bad_message", str(exc))
             return
         if not isinstance(obj, dict):
             await self.report("bad_message", f"text message must be a JSON object, got {type(obj).__name__}")
+            return
+        try:
+            if self.demo is not None and self.demo.takes_text(obj):
+                return
+        except BadMessage as exc:
+            await self.report("bad_message", str(exc))
             return
         status = obj.pop("status", None)
         if status == protocol.STATUS_PING:
@@ -237,7 +266,9 @@ class Session:
     async def _update_params(self, params: dict[str, Any]) -> None:
         try:
             facts = await self._facts()
-            checked = validate_params(params, facts.input_params, self.services.settings.server.max_prompt_chars)
+            checked = validate_params(
+                merged_params(params), facts.input_params, self.services.settings.server.max_prompt_chars
+            )
         except BadMessage as exc:
             await self.report("bad_message", str(exc))
             return

@@ -17,7 +17,8 @@ from aiohttp import web
 from frontends import protocol
 from frontends.app_keys import CLIENTS_KEY, SERVICES_KEY
 from frontends.client_limits import held, over_limit
-from frontends.http_errors import bad_user_id, json_error
+from frontends.demo_frames import DemoFrames
+from frontends.http_errors import json_error, user_id_of
 from frontends.protocol import CloseCode
 from frontends.security import client_address, origin_refusal, websocket_protocols
 from frontends.session import Session
@@ -28,12 +29,11 @@ CLOSE_TIMEOUT_S = 5.0
 """How long a close waits for the client's close frame."""
 
 
-def ws_handler(mode: Mode) -> Handler:
+def ws_handler(mode: Mode, demo_frames: Callable[[], DemoFrames] | None = None) -> Handler:
+    """`demo_frames`: the legacy route's reader of StreamDiffusion's demo protocol, one per session."""
+
     async def handle(request: web.Request) -> web.StreamResponse:
-        user_id = request.match_info["user_id"]
-        refusal = bad_user_id(user_id)
-        if refusal is not None:
-            return refusal
+        user_id = user_id_of(request)
         services = request.app[SERVICES_KEY]
         security = services.settings.server.security
         refused_origin = origin_refusal(request, security)
@@ -51,7 +51,8 @@ def ws_handler(mode: Mode) -> Handler:
         await ws.prepare(request)
         address = client_address(request, security.trusted_proxies)
         with held(request.app[CLIENTS_KEY], address, "sessions") as client_rate:
-            session = Session(ws, mode, user_id, services, client_rate=client_rate)
+            demo = demo_frames() if demo_frames is not None else None
+            session = Session(ws, mode, user_id, services, client_rate=client_rate, demo=demo)
             if client_rate is None:
                 await _refuse(session, "client_limit", over_limit("sessions", security.max_sessions_per_client))
                 await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"too many sessions from this address")

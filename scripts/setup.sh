@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare this checkout to run: a virtual environment in .venv with the pinned model side,
-# frontends and Triton server, then the small random-weight model in models/tiny-sd.
+# frontends and Triton server, and the project's own packages; the demo model is committed in models/demo-sd.
 #   scripts/setup.sh            what the service needs
 #   scripts/setup.sh --dev      also tests, lint, ONNX checks, and Debian's chromium and libb64
 # Re-running is cheap: each step is skipped when its stamp matches the pinned requirements.
@@ -56,8 +56,9 @@ if [[ $dev == 1 ]]; then
   fi
 fi
 
-if [[ ! -f models/tiny-sd/model_index.json ]]; then
-  say "creating the small random-weight model in models/tiny-sd"
-  "$venv/bin/python" scripts/prepare_model.py tiny --output models/tiny-sd
+if [[ ! -f models/demo-sd/model_index.json ]]; then
+  say "models/demo-sd is missing: restore it with 'git checkout -- models/demo-sd' or retrain it with" \
+    "'$venv/bin/python scripts/train_demo_model.py' (about an hour on 2 cores)"
+  exit 1
 fi
 say "ready: $venv"

@@ -28,9 +28,9 @@ class _Strict(BaseModel):
 class ModelConfig(_Strict):
     """Which weights to load and how to run them."""
 
-    model_id: str = "models/tiny-sd"
+    model_id: str = "models/demo-sd"
     """A local diffusers folder (relative to the config file) or a hub id such as stabilityai/sd-turbo."""
-    tiny_vae_id: str | None = "models/tiny-sd/taesd"
+    tiny_vae_id: str | None = "models/demo-sd/taesd"
     """A local AutoencoderTiny folder or hub id (madebyollin/taesd); used where a variant sets use_tiny_vae."""
     acceleration: Literal["none", "tensorrt"] = "none"
     engine_dir: str = "engines"
@@ -47,8 +47,8 @@ class ModelConfig(_Strict):
 class PipelineConfig(_Strict):
     """What every variant shares: resolution, scheduler and the accepted parameter ranges."""
 
-    width: int = Field(512, ge=64, le=1024, multiple_of=64)
-    height: int = Field(512, ge=64, le=1024, multiple_of=64)
+    width: int = Field(128, ge=64, le=1024, multiple_of=64)
+    height: int = Field(128, ge=64, le=1024, multiple_of=64)
     num_inference_steps: int = Field(50, ge=1, le=1000)
     default_prompt: str = "a watercolor painting, soft light"
     default_negative_prompt: str = "low quality, blurry"

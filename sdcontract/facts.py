@@ -29,9 +29,37 @@ def max_prompt_tokens(model_path: str) -> int:
     return value if 0 < value <= 4096 else DEFAULT_MAX_PROMPT_TOKENS
 
 
+PAGE_CONTENT = (
+    "<p>StreamDiffusion served by Triton: your camera restyled by the prompt. "
+    "Every drawing on <a href='/canvas'>/canvas</a>.</p>"
+)
+
+
+def _demo_field(spec: dict[str, Any], name: str, field: str, hide: bool = False, step: float | None = None) -> None:
+    """The keys StreamDiffusion's demo frontends build their controls from, beside the JSON-schema ones."""
+    spec.update(field=field, id=name, hide=hide)
+    if "minimum" in spec:
+        spec.update(min=spec["minimum"], max=spec["maximum"])
+    if step is not None:
+        spec["step"] = step
+
+
+def _size_property(title: str, size: int) -> dict[str, Any]:
+    """Width or height: fixed by the model, declared so demo clients size their canvas and echo it."""
+    return {
+        "type": "integer",
+        "title": title,
+        "minimum": size,
+        "maximum": size,
+        "default": size,
+        "description": "The model's resolution; any other value is refused.",
+    }
+
+
 def input_schema(settings: Settings, mode: Mode, prompt_tokens: int) -> dict[str, Any]:
     """A JSON schema of the accepted parameters, their ranges and defaults."""
     pipe, variant = settings.pipeline, settings.variant(mode)
+    max_chars = settings.server.max_prompt_chars
     last_step = pipe.num_inference_steps - 1
     props: dict[str, dict[str, Any]] = {
         "prompt": {
@@ -39,6 +67,7 @@ def input_schema(settings: Settings, mode: Mode, prompt_tokens: int) -> dict[str
             "title": "Prompt",
             "default": pipe.default_prompt,
             "description": f"What to paint; at most {prompt_tokens} tokens.",
+            "maxLength": max_chars,
             "x-max-tokens": prompt_tokens,
         },
         "negative_prompt": {
@@ -46,6 +75,7 @@ def input_schema(settings: Settings, mode: Mode, prompt_tokens: int) -> dict[str
             "title": "Negative prompt",
             "default": pipe.default_negative_prompt,
             "description": "What to avoid; used with full or initialize guidance.",
+            "maxLength": max_chars,
             "x-max-tokens": prompt_tokens,
         },
         "seed": {
@@ -86,6 +116,16 @@ def input_schema(settings: Settings, mode: Mode, prompt_tokens: int) -> dict[str
     for name, tensor in PARAMETER_TENSORS.items():
         props[name]["x-triton-input"] = tensor.name
         props[name]["x-triton-datatype"] = tensor.datatype
+    _demo_field(props["prompt"], "prompt", "textarea")
+    _demo_field(props["negative_prompt"], "negative_prompt", "textarea")
+    _demo_field(props["seed"], "seed", "seed")
+    _demo_field(props["guidance_scale"], "guidance_scale", "range", step=0.1)
+    _demo_field(props["delta"], "delta", "range", step=0.1)
+    _demo_field(props["t_index_list"], "t_index_list", "list", hide=True)
+    props["width"] = _size_property("Width", pipe.width)
+    props["height"] = _size_property("Height", pipe.height)
+    _demo_field(props["width"], "width", "range", hide=True, step=64)
+    _demo_field(props["height"], "height", "range", hide=True, step=64)
     return {"type": "object", "title": f"{mode} parameters", "properties": props, "additionalProperties": False}
 
 
@@ -94,19 +134,36 @@ def model_facts(settings: Settings, mode: Mode, model_path: str) -> dict[str, An
     variant = settings.variant(mode)
     tokens = max_prompt_tokens(model_path)
     return {
-        "info": {
-            "mode": mode,
-            "model_id": settings.model.model_id,
-            "acceleration": settings.model.acceleration,
-            "width": settings.pipeline.width,
-            "height": settings.pipeline.height,
-            "t_index_list": list(variant.t_index_list),
-            "cfg_type": variant.cfg_type,
-            "use_tiny_vae": variant.use_tiny_vae,
-            "stateful": mode == "realtime",
-            "max_image_bytes": settings.pipeline.max_image_bytes,
-            "max_prompt_tokens": tokens,
-            "default_jpeg_quality": settings.performance(mode).jpeg_quality,
-        },
+        "info": demo_info(
+            {
+                "mode": mode,
+                "model_id": settings.model.model_id,
+                "acceleration": settings.model.acceleration,
+                "width": settings.pipeline.width,
+                "height": settings.pipeline.height,
+                "t_index_list": list(variant.t_index_list),
+                "cfg_type": variant.cfg_type,
+                "use_tiny_vae": variant.use_tiny_vae,
+                "stateful": mode == "realtime",
+                "max_image_bytes": settings.pipeline.max_image_bytes,
+                "max_prompt_tokens": tokens,
+                "default_jpeg_quality": settings.performance(mode).jpeg_quality,
+            },
+            mode,
+        ),
         "input_params": input_schema(settings, mode, tokens),
+    }
+
+
+def demo_info(facts_info: dict[str, Any], mode: Mode) -> dict[str, Any]:
+    """`info` as StreamDiffusion's demo pages read it: a schema whose properties hold input_mode and name."""
+    return {
+        **facts_info,
+        "title": "Info",
+        "type": "object",
+        "properties": {
+            "name": {"title": "Name", "type": "string", "default": f"StreamDiffusion {mode} on Triton"},
+            "input_mode": {"title": "Input Mode", "type": "string", "default": "image"},
+            "page_content": {"title": "Page Content", "type": "string", "default": PAGE_CONTENT},
+        },
     }

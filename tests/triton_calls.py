@@ -8,15 +8,9 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from PIL import Image
 
-_DTYPES = {
-    "PROMPT": "BYTES",
-    "NEGATIVE_PROMPT": "BYTES",
-    "SEED": "INT64",
-    "GUIDANCE_SCALE": "FP32",
-    "DELTA": "FP32",
-    "T_INDEX_LIST": "INT32",
-    "JPEG_QUALITY": "INT32",
-}
+from sdcontract.tensors import INPUTS
+
+_DTYPES = {spec.name: spec.datatype for spec in INPUTS}
 _NUMPY = {"BYTES": np.object_, "INT64": np.int64, "FP32": np.float32, "INT32": np.int32}
 
 

@@ -37,6 +37,7 @@ export class ParamsForm extends EventTarget {
     const main = el("div", { class: "param-group" });
     const more = el("div", { class: "param-group" });
     for (const [name, spec] of Object.entries(props)) {
+      if (!spec["x-triton-input"]) continue; // echoed for other clients (width, height), not a model input
       const field = makeField(name, spec);
       if (!field) continue;
       this.fields.set(name, field);

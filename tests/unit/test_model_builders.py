@@ -113,6 +113,12 @@ def test_missing_folder_names_the_command_that_creates_it(tmp_path: Path) -> Non
         load_pipeline(settings, tmp_path / "config.yaml", False, CPU, torch.float32)
 
 
+def test_a_missing_demo_model_says_how_to_restore_it(tmp_path: Path) -> None:
+    settings = Settings(model=ModelConfig(model_id="models/demo-sd"))
+    with pytest.raises(ModelLoadError, match=r"git checkout -- models/demo-sd.*train_demo_model\.py"):
+        load_pipeline(settings, tmp_path / "config.yaml", False, CPU, torch.float32)
+
+
 def test_uncached_hub_id_offline_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     settings = Settings(model=ModelConfig(model_id="example-owner/not-a-cached-model"))

@@ -21,6 +21,7 @@ from sdconfig.schema import ModelConfig
 log = logging.getLogger(__name__)
 
 PREPARE_TINY = "python scripts/prepare_model.py tiny --output models/tiny-sd"
+RESTORE_DEMO = "git checkout -- models/demo-sd` (or retrain it: `python scripts/train_demo_model.py"
 PREPARE_DOWNLOAD = "python scripts/prepare_model.py download <hub id> --output models/<name>"
 
 
@@ -63,7 +64,7 @@ def _source(config_file: Path, model_id: str, key: str) -> tuple[str, bool]:
     local = Path(source).is_absolute() and Path(source).is_dir()
     if not local and (Path(model_id).is_absolute() or model_id.startswith((".", "models/")) or model_id.count("/") > 1):
         where = Path(model_id) if Path(model_id).is_absolute() else config_file.parent / model_id
-        hint = PREPARE_TINY if "tiny-sd" in model_id else PREPARE_DOWNLOAD
+        hint = PREPARE_TINY if "tiny-sd" in model_id else RESTORE_DEMO if "demo-sd" in model_id else PREPARE_DOWNLOAD
         raise ModelLoadError(f"{key} {model_id!r}: no such folder ({where}); create it with `{hint}`")
     return source, local
 
