@@ -54,8 +54,10 @@ def evaluate_colours(report: Report, canvas: Generate, size: int, count: int, se
     for same in (False, True):
         for case in colour_cases(count, size, same):
             result = canvas(case.drawing, case.prompt, seed)
-            mask = shape_mask(case.drawing, WHITE)
-            before, after = mean_colour(case.drawing, mask), mean_colour(result, mask)
+            drawn = shape_mask(case.drawing, WHITE)
+            came_back = shape_mask(result, WHITE) & drawn  # the shape as it came back, where it was drawn
+            mask = came_back if came_back.sum() >= drawn.sum() // 4 else drawn
+            before, after = mean_colour(case.drawing, drawn), mean_colour(result, mask)
             target = np.array(COLOURS[case.named], np.float64)
             if same:
                 kept.append(nearest_colour(after) == case.drawn)
