@@ -49,7 +49,7 @@ def _parse_json(raw: memoryview) -> dict[str, Any]:
         text = str(raw, "utf-8")
     except UnicodeDecodeError as exc:
         raise BadMessage(f"binary frame's JSON is not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    obj = parse_json(text, "binary frame's JSON")
+    obj = parse_json(text, "binary frame's JSON header")
     if not isinstance(obj, dict):
         raise BadMessage(f"binary frame's JSON must be an object, got {type(obj).__name__}")
     status = obj.pop("status", None)
@@ -63,7 +63,7 @@ def parse_json(text: str, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadMessage(f"{what} does not parse: {exc.msg} at character {exc.pos}") from None
+        raise BadMessage(f"{what} is not JSON: it does not parse ({exc.msg} at character {exc.pos})") from None
     except RecursionError:
         raise BadMessage(f"{what} is nested too deeply to read") from None
     except ValueError as exc:  # an integer of more digits than Python converts

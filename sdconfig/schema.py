@@ -47,8 +47,8 @@ class ModelConfig(_Strict):
 class PipelineConfig(_Strict):
     """What every variant shares: resolution, scheduler and the accepted parameter ranges."""
 
-    width: int = Field(128, ge=64, le=1024, multiple_of=64)
-    height: int = Field(128, ge=64, le=1024, multiple_of=64)
+    width: int = Field(512, ge=64, le=1024, multiple_of=64)
+    height: int = Field(512, ge=64, le=1024, multiple_of=64)
     num_inference_steps: int = Field(50, ge=1, le=1000)
     default_prompt: str = "a watercolor painting, soft light"
     default_negative_prompt: str = "low quality, blurry"

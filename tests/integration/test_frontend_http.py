@@ -116,7 +116,9 @@ def test_legacy_websocket_alias_speaks_realtime_and_is_logged(frontend_server):
             aiohttp.ClientSession() as http,
             http.ws_connect(f"{frontend_server.base_url}/api/ws/legacy-user") as ws,
         ):
+            # the greeting of StreamDiffusion's demo server, which this route's clients expect
             assert (await ws.receive_json())["status"] == "connected"
+            assert (await ws.receive_json())["status"] == "wait"
             assert (await ws.receive_json())["status"] == "send_frame"
             # the alias session is the realtime session of that user
             status, headers = await _stream_headers(http, f"{frontend_server.base_url}/api/realtime/stream/legacy-user")

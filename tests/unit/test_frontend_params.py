@@ -39,7 +39,8 @@ def test_empty_is_fine_defaults_apply_model_side():
         ({"prompt": 3}, "'prompt' must be a string"),
         ({"prompt": None}, "'prompt' must be a string"),
         ({"prompt": "x" * (MAX_CHARS + 1)}, "at most 50"),
-        ({"seed": "7"}, "'seed' must be an integer"),
+        ({"seed": "seven"}, "'seed' must be an integer"),
+        ({"seed": "7.5"}, "'seed' must be an integer"),
         ({"seed": 1.5}, "'seed' must be an integer"),
         ({"seed": True}, "'seed' must be an integer"),
         ({"seed": -1}, "between 0 and"),
@@ -79,3 +80,16 @@ def test_strictly_increasing_lists_when_the_schema_asks():
     for bad in ([5, 1], [3, 3]):
         with pytest.raises(BadMessage, match="strictly increasing"):
             validate_params({"steps": bad}, schema, 10)
+
+
+def test_numbers_given_as_text_are_taken_as_numbers() -> None:
+    checked = validate_params({"seed": "7", "guidance_scale": " 1.5 ", "prompt": "12"}, SCHEMA, 1000)
+    assert checked == {"seed": 7, "guidance_scale": 1.5, "prompt": "12"}
+
+
+def test_nested_params_are_read_and_top_level_keys_win() -> None:
+    from frontends.params import merged_params
+
+    assert merged_params({"params": {"seed": 1, "delta": 0.5}, "seed": 2}) == {"seed": 2, "delta": 0.5}
+    with pytest.raises(BadMessage, match="'params' must be an object"):
+        merged_params({"params": [1, 2]})
