@@ -27,6 +27,7 @@ from frontends.app_keys import CLIENTS_KEY, METRICS_KEY, REGISTRY_KEY, SERVICES_
 from frontends.client_limits import ClientLimits
 from frontends.demo_frames import DemoFrames
 from frontends.facts_cache import FactsCache
+from frontends.image_pool import ImagePool
 from frontends.metrics import FrontendMetrics
 from frontends.mode_routes import queue_handler, settings_handler, stream_handler
 from frontends.pages import add_pages
@@ -93,7 +94,8 @@ def _triton_context(modes: tuple[Mode, ...]) -> Callable[[web.Application], Asyn
         settings = app[SETTINGS_KEY]
         pool = TritonPool(settings.triton.urls, settings.server.infer_timeout_s)
         facts = FactsCache(pool, {mode: settings.model_name(mode) for mode in modes})
-        app[SERVICES_KEY] = Services(settings, modes, pool, facts, app[METRICS_KEY], app[REGISTRY_KEY])
+        images = ImagePool(settings.server.image_workers)
+        app[SERVICES_KEY] = Services(settings, modes, pool, facts, app[METRICS_KEY], app[REGISTRY_KEY], images)
         models = [settings.model_name(mode) for mode in modes]
         tasks = [
             asyncio.create_task(_prefetch_facts(facts, modes)),
@@ -109,6 +111,7 @@ def _triton_context(modes: tuple[Mode, ...]) -> Callable[[web.Application], Asyn
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await pool.close()
+            images.close()
 
     return context
 

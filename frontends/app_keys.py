@@ -8,6 +8,7 @@ from aiohttp import web
 
 from frontends.client_limits import ClientLimits
 from frontends.facts_cache import FactsCache
+from frontends.image_pool import ImagePool
 from frontends.metrics import FrontendMetrics
 from frontends.registry import SessionRegistry
 from frontends.triton_client import TritonPool
@@ -22,6 +23,7 @@ class Services:
     facts: FactsCache
     metrics: FrontendMetrics
     registry: SessionRegistry
+    images: ImagePool
 
 
 SETTINGS_KEY = web.AppKey("settings", Settings)

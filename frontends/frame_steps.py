@@ -5,7 +5,6 @@ The policies schedule; these steps do the work, and report what went wrong to th
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol
 
@@ -67,7 +66,7 @@ class FrameSteps:
 
     async def decode(self, frame: Incoming) -> np.ndarray | None:
         try:
-            return decode_small(frame.image, frame.header)
+            return await self.services.images.run(decode_small, frame.image, frame.header)
         except BadMessage as exc:
             await self._report("bad_message", f"frame {frame.seq}: {exc}")
             return None
@@ -94,5 +93,5 @@ class FrameSteps:
         width, height = int(facts.info["width"]), int(facts.info["height"])
         image = frame.image
         if (frame.header.width, frame.header.height) != (width, height):
-            image = await asyncio.to_thread(fit_image, image, width, height, self._quality)
+            image = await self.services.images.run(fit_image, image, width, height, self._quality)
         return await self.route.infer(build_inputs(image, frame.params, facts.input_params, self._quality))

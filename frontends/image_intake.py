@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from frontends.protocol import BadMessage
+from sdcontract.image_budget import OverBudget, check_budget
 
 ImageFormat = Literal["jpeg", "png", "webp"]
 _PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
@@ -57,8 +58,8 @@ def _check_complete(data: bytes, fmt: ImageFormat) -> None:
         raise BadMessage(f"{fmt.upper()} image is truncated: its end marker is missing")
 
 
-def read_header(data: bytes, max_bytes: int, max_pixels: int) -> ImageHeader:
-    """Sniff, check completeness and read the dimensions without decoding pixels."""
+def read_header(data: bytes, max_bytes: int, max_pixels: int, max_scans: int = 100) -> ImageHeader:
+    """Sniff, check completeness, the decode budget and the dimensions without decoding pixels."""
     if len(data) > max_bytes:
         raise BadMessage(f"image is {len(data)} bytes; at most {max_bytes} are accepted (pipeline.max_image_bytes)")
     fmt = sniff_format(data)
@@ -79,6 +80,10 @@ def read_header(data: bytes, max_bytes: int, max_pixels: int) -> ImageHeader:
             f"image is {width}x{height} = {width * height} pixels; at most {max_pixels} are accepted "
             "(pipeline.max_image_pixels)"
         )
+    try:
+        check_budget(data, max_scans)
+    except OverBudget as exc:
+        raise BadMessage(str(exc)) from None
     return ImageHeader(fmt, width, height)
 
 

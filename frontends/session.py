@@ -218,7 +218,9 @@ class Session:
         try:
             facts = await self._facts()
             params = validate_params(merged_params(raw), facts.input_params, server.max_prompt_chars)
-            header = read_header(image, pipeline.max_image_bytes, pipeline.max_image_pixels)
+            header = await self.services.images.run(
+                read_header, image, pipeline.max_image_bytes, pipeline.max_image_pixels, pipeline.max_image_scans
+            )
         except BadMessage as exc:
             await self._refuse_frame("bad_message", str(exc))
             return

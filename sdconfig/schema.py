@@ -56,6 +56,8 @@ class PipelineConfig(_Strict):
     guidance_scale_max: float = Field(20.0, gt=0)
     max_image_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(4096 * 4096, ge=64 * 64)
+    max_image_scans: int = Field(100, ge=1, le=100_000)
+    """Progressive JPEG scans decoded at most: each is a pass over the whole image (sdcontract/image_budget.py)."""
 
 
 class VariantPipelineConfig(_Strict):
@@ -239,6 +241,8 @@ class ServerConfig(_Strict):
     idle_timeout_s: float = Field(60.0, gt=0)
     max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     max_messages_per_second: float = Field(120.0, gt=0)
+    image_workers: int = Field(2, ge=1, le=64)
+    """Threads that check, decode and resize images off the event loop (one costly image waits there)."""
     max_prompt_chars: int = Field(1000, ge=1)
     duplicate_user: Literal["replace", "reject"] = "replace"
     """A second connection with a user_id in use: `replace` closes the old one (a reload), `reject` refuses the new."""

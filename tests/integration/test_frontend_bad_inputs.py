@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import struct
 import time
 import zlib
 
 import aiohttp
+import numpy as np
 import pytest
 from frontend_helpers import metric, metrics
+from PIL import Image
 from triton_calls import jpeg, scene
 
 from frontends.client import ProtocolClient, StreamReader
@@ -38,6 +41,28 @@ def png_claiming(width: int, height: int) -> bytes:
 
 
 NEXT = b'{"status":"next_frame"}'
+NESTED = b"[" * 100_000 + b"]" * 100_000
+
+
+def many_scans_jpeg(extra: int) -> bytes:
+    """A progressive JPEG with its last scan repeated: each scan is another pass of the decoder."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((128, 128, 3), 90, np.uint8)).save(buffer, "JPEG", progressive=True)
+    data = buffer.getvalue()
+    scan = data[data.rindex(b"\xff\xda") : -2]
+    return data[:-2] + scan * extra + data[-2:]
+
+
+def png_bomb(width: int, height: int, raw_bytes: int) -> bytes:
+    """A PNG whose data stream inflates to `raw_bytes`, far beyond its `width x height` header."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * raw_bytes, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
 
 # (id, message: bytes for a binary frame or str for a text one, a fragment the error must contain)
 BAD_INPUTS = [
@@ -63,6 +88,16 @@ BAD_INPUTS = [
     ("prompt-too-many-chars", encode_frame({"prompt": "x" * 1001}, GOOD), "at most 1000"),
     ("prompt-too-many-tokens", encode_frame({"prompt": " ".join(["word"] * 200)}, GOOD), "tokens"),
     ("text-not-json", "hello", "not JSON"),
+    ("jpeg-2000-scans", envelope(NEXT, image=many_scans_jpeg(2000)), "max_image_scans"),
+    ("png-inflating-to-100mb", envelope(NEXT, image=png_bomb(128, 128, 100_000_000)), "inflates beyond"),
+    ("deeply-nested-json-text", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    (
+        "deeply-nested-json-frame",
+        envelope(b'{"status":"next_frame","a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+        "nested too deeply",
+    ),
+    ("5000-digit-integer", envelope(b'{"status":"next_frame","seed":' + b"9" * 5000 + b"}", image=GOOD), "too long"),
+    ("lone-surrogate-prompt", json.dumps({"status": "update_params", "prompt": "\ud800"}), "lone surrogate"),
     ("text-not-object", "[1, 2]", "JSON object"),
     ("text-unknown-status", json.dumps({"status": "draw_please"}), "unknown status 'draw_please'"),
     ("text-without-status", json.dumps({"prompt": "a cat"}), "unknown status None"),

@@ -12,11 +12,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from sdbackend.errors import RequestError
+from sdcontract.image_budget import OverBudget, check_budget
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 
 
-def decode_image(data: bytes, width: int, height: int, max_bytes: int, max_pixels: int) -> np.ndarray:
+def decode_image(
+    data: bytes, width: int, height: int, max_bytes: int, max_pixels: int, max_scans: int = 100
+) -> np.ndarray:
     """Decode to RGB uint8 [height, width, 3], refusing before decoding what is too big or not an image."""
     if not data:
         raise RequestError("IMAGE is empty: send a JPEG, PNG or WebP image")
@@ -37,6 +40,10 @@ def decode_image(data: bytes, width: int, height: int, max_bytes: int, max_pixel
         raise RequestError(f"IMAGE declares {w}x{h}; the limit is {max_pixels} pixels (pipeline.max_image_pixels)")
     if (w, h) != (width, height):
         raise RequestError(f"IMAGE is {w}x{h}; this model takes {width}x{height}")
+    try:
+        check_budget(data, max_scans)
+    except OverBudget as exc:
+        raise RequestError(f"IMAGE: {exc}") from None
     try:
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:

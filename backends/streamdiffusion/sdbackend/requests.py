@@ -73,6 +73,7 @@ class RequestLimits:
     height: int
     max_image_bytes: int
     max_image_pixels: int
+    max_image_scans: int
     max_prompt_tokens: int
     guidance_scale_max: float
     last_step: int
@@ -87,6 +88,7 @@ class RequestLimits:
             height=pipe.height,
             max_image_bytes=pipe.max_image_bytes,
             max_image_pixels=pipe.max_image_pixels,
+            max_image_scans=pipe.max_image_scans,
             max_prompt_tokens=max_prompt_tokens,
             guidance_scale_max=pipe.guidance_scale_max,
             last_step=pipe.num_inference_steps - 1,
@@ -189,5 +191,7 @@ def parse_request(
     data = _image_bytes(get)
     if ending and not data:
         return GenerationRequest(image=None, params=params, jpeg_quality=quality)
-    image = decode_image(data, limits.width, limits.height, limits.max_image_bytes, limits.max_image_pixels)
+    image = decode_image(
+        data, limits.width, limits.height, limits.max_image_bytes, limits.max_image_pixels, limits.max_image_scans
+    )
     return GenerationRequest(image=image, params=params, jpeg_quality=quality)
