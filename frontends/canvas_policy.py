@@ -38,8 +38,13 @@ class CanvasPolicy:
 
     @staticmethod
     async def publish(hub: StreamHub, part: Part) -> None:
-        """Every drawing is one MJPEG part, in order."""
-        await hub.publish_every(part)
+        """Every drawing is one MJPEG part, in order; the hub's viewers keep a backlog of them."""
+        hub.publish(part)
+
+    @staticmethod
+    def viewer_backlog(settings: Settings) -> int:
+        """Parts a viewer may fall behind before it skips: the drawings a session can have in hand."""
+        return settings.canvas.performance.max_pending_drawings + 2
 
     @classmethod
     def build(cls, settings: Settings, steps: CanvasSteps) -> CanvasPolicy:

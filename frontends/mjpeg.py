@@ -7,28 +7,24 @@ part only once the following boundary has arrived; so the stream is the preamble
 and then, per part, its headers, bytes and `\\r\\n--frame\\r\\n`. The stream simply ends (EOF) when
 the session ends.
 
-Each viewer has a one-slot mailbox: a viewer that reads slower than results arrive sees the newest
-result and never a growing queue. Realtime publishes without waiting (latency first); canvas
-waits until every viewer took the previous part (every drawing is shown), up to a stall limit
-after which a viewer that stopped reading is passed over rather than stalling the session.
+Publishing never waits for a viewer. A realtime viewer has a one-slot mailbox (a slow one sees the
+newest result); a canvas viewer a few parts of backlog (every drawing, in order, while it keeps
+up; one that stops reading skips its oldest parts and never holds the session back).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from frontends.slot import LatestSlot, SlotClosed
+from frontends.slot import BoundedSlot, LatestSlot, SlotClosed
 
 BOUNDARY = "frame"
 CONTENT_TYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
 PREAMBLE = f"--{BOUNDARY}\r\n".encode()
-VIEWER_STALL_S = 10.0
-"""A canvas viewer that has not taken a part for this long no longer holds the session back."""
 GONE_CHECK_S = 2.0
 """How often an idle stream checks that its client is still connected."""
 
@@ -48,25 +44,30 @@ class Part:
 
 
 class StreamHub:
-    """The viewers of one session's results."""
+    """The viewers of one session's results; publishing never waits for a viewer.
 
-    def __init__(self) -> None:
-        self._viewers: set[LatestSlot[Part]] = set()
+    `backlog` 1: each viewer sees the newest result (realtime). More: each viewer gets every part in
+    order while it keeps up, and one that falls `backlog` parts behind skips its oldest (canvas).
+    """
+
+    def __init__(self, backlog: int = 1) -> None:
+        self._viewers: set[LatestSlot[Part] | BoundedSlot[Part]] = set()
+        self._backlog = backlog
         self._closed = False
 
     @property
     def viewers(self) -> int:
         return len(self._viewers)
 
-    def subscribe(self) -> LatestSlot[Part]:
-        slot: LatestSlot[Part] = LatestSlot()
+    def subscribe(self) -> LatestSlot[Part] | BoundedSlot[Part]:
+        slot: LatestSlot[Part] | BoundedSlot[Part] = LatestSlot() if self._backlog == 1 else BoundedSlot(self._backlog)
         if self._closed:
             slot.close()
         else:
             self._viewers.add(slot)
         return slot
 
-    def unsubscribe(self, slot: LatestSlot[Part]) -> None:
+    def unsubscribe(self, slot: LatestSlot[Part] | BoundedSlot[Part]) -> None:
         self._viewers.discard(slot)
         slot.close()
 
@@ -77,14 +78,6 @@ class StreamHub:
             if slot.put(part) is not None:
                 replaced += 1
         return replaced
-
-    async def publish_every(self, part: Part, stall_s: float = VIEWER_STALL_S) -> int:
-        """Wait until each viewer took its previous part, then publish (canvas: nothing skipped)."""
-        waits = [slot.wait_empty() for slot in self._viewers if not slot.empty]
-        if waits:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*waits), stall_s)
-        return self.publish(part)
 
     def close(self) -> None:
         """End every viewer's stream."""
@@ -125,7 +118,9 @@ async def serve_stream(
     return response
 
 
-async def _unsubscribe_when_gone(request: web.Request, hub: StreamHub, slot: LatestSlot[Part]) -> None:
+async def _unsubscribe_when_gone(
+    request: web.Request, hub: StreamHub, slot: LatestSlot[Part] | BoundedSlot[Part]
+) -> None:
     """End the stream of a client that left while no part was coming (an idle canvas).
 
     aiohttp does not cancel a handler when its client disconnects, and a write is what would

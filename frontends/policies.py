@@ -35,6 +35,9 @@ class PolicyType(Protocol):
     @staticmethod
     async def publish(hub: StreamHub, part: Part) -> None: ...
 
+    @staticmethod
+    def viewer_backlog(settings: Settings) -> int: ...
+
     def build(self, settings: Settings, steps: FrameSteps) -> Policy: ...
 
 

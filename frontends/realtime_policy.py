@@ -79,6 +79,11 @@ class RealtimePolicy:
         """Latest wins: a viewer that lags skips to the newest result."""
         hub.publish(part)
 
+    @staticmethod
+    def viewer_backlog(settings: Settings) -> int:
+        """One: a viewer sees the newest result."""
+        return 1
+
     @classmethod
     def build(cls, settings: Settings, steps: RealtimeSteps) -> RealtimePolicy:
         return cls(settings.realtime.performance, steps)

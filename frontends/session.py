@@ -54,13 +54,13 @@ class Session:
         self.mode = mode
         self.user_id = user_id
         self.services = services
-        self.hub = StreamHub()
         self.params: dict[str, Any] = {}
         settings = services.settings
         self.limiter = RateLimiter(settings.server.max_messages_per_second)
         self.client_rate = client_rate
         """Shared by every session of this client address (server.security.max_messages_per_second_per_client)."""
         policy_type = POLICIES[mode]
+        self.hub = StreamHub(policy_type.viewer_backlog(settings))
         route = policy_type.route(services, user_id)
         self.steps = FrameSteps(services, mode, self.hub, route, policy_type.publish, self.send, self.report)
         self.policy = policy_type.build(settings, self.steps)

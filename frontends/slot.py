@@ -1,13 +1,14 @@
 """A one-item mailbox where a newer item replaces an unread one.
 
-Used twice: as the realtime session's pending frame (a stale frame is worth nothing once a newer
-one arrived) and as each MJPEG viewer's next part (a slow viewer skips parts instead of growing a
-queue). Nothing here ever holds more than one item, so nothing can build a backlog.
+Used as the realtime session's pending frame (a stale frame is worth nothing once a newer one
+arrived) and as each realtime MJPEG viewer's next part (a slow viewer skips parts instead of growing
+a queue). BoundedSlot is its few-item sibling for canvas viewers; neither can build a backlog.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -66,3 +67,47 @@ class LatestSlot(Generic[T]):
         self._item, self._full = None, False
         self._readable.set()
         self._empty.set()
+
+
+class BoundedSlot(Generic[T]):
+    """LatestSlot's interface over up to `capacity` items in order: a full slot drops its oldest.
+
+    A canvas viewer's parts: every drawing in order while the viewer keeps up, and a viewer that
+    stops reading costs the publisher nothing (it skips its oldest parts instead of being waited for).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._items: collections.deque[T] = collections.deque()
+        self._capacity = capacity
+        self._closed = False
+        self._readable = asyncio.Event()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def empty(self) -> bool:
+        return not self._items
+
+    def put(self, item: T) -> T | None:
+        """Append `item`; return the oldest unread item it pushed out, if the slot was full."""
+        if self._closed:
+            raise SlotClosed
+        dropped = self._items.popleft() if len(self._items) >= self._capacity else None
+        self._items.append(item)
+        self._readable.set()
+        return dropped
+
+    async def get(self) -> T:
+        while not self._items:
+            if self._closed:
+                raise SlotClosed
+            self._readable.clear()
+            await self._readable.wait()
+        return self._items.popleft()
+
+    def close(self) -> None:
+        self._closed = True
+        self._items.clear()
+        self._readable.set()
