@@ -201,11 +201,15 @@ def websocket_protocols(request: web.Request) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- headers
 
 
+SERVER_NAME = "streamdiffusion"
+
+
 def security_headers(security: SecurityConfig) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
     """on_response_prepare hook: runs for every answer, streams and WebSocket upgrades included."""
 
     async def add(request: web.Request, response: web.StreamResponse) -> None:
         headers = response.headers
+        headers["Server"] = SERVER_NAME  # no versions for a scanner to match
         for name, value in COMMON_HEADERS.items():
             headers.setdefault(name, value)
         if headers.get("Content-Type", "").startswith("text/html"):

@@ -166,6 +166,12 @@ class Session:
             elif msg.type is WSMsgType.TEXT:
                 if await self._within_rate(binary=False):
                     await self._on_text(msg.data)
+            elif msg.type is WSMsgType.PING:  # answered here, so pings count like any message
+                if await self._within_rate(binary=False):
+                    with contextlib.suppress(ConnectionResetError):
+                        await self.ws.pong(msg.data)
+            elif msg.type is WSMsgType.PONG:
+                pass
             else:
                 if msg.type is WSMsgType.ERROR and getattr(msg.data, "code", None) == CloseCode.MESSAGE_TOO_BIG:
                     self.services.metrics.error(self.mode, "message_too_big")

@@ -44,6 +44,7 @@ def ws_handler(mode: Mode, demo_frames: Callable[[], DemoFrames] | None = None) 
             max_msg_size=services.settings.server.max_message_bytes,  # refused from the frame header on
             timeout=CLOSE_TIMEOUT_S,
             compress=False,  # frames are JPEG/PNG already: deflating them only burns CPU on both ends
+            autoping=False,  # the session answers pings itself, inside its message rate limits
             protocols=websocket_protocols(request),
         )
         if not ws.can_prepare(request).ok:

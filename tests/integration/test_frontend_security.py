@@ -69,6 +69,7 @@ def test_pages_and_api_answers_carry_security_headers(settings):
 
     seen = asyncio.run(scenario())
     for path, headers in seen.items():
+        assert headers["Server"] == "streamdiffusion", path  # no versions
         assert headers["X-Content-Type-Options"] == "nosniff", path
         assert headers["X-Frame-Options"] == "DENY", path
         assert headers["Referrer-Policy"] == "no-referrer", path
@@ -440,3 +441,24 @@ def test_a_symlink_out_of_the_web_folder_is_not_followed(tmp_path: Path):
     assert seen["/static/ok.css"] == 200
     assert seen["/static/escape.txt"] in (403, 404)
     assert seen["/static/escape_dir/secret.txt"] in (403, 404)
+
+
+def test_websocket_pings_count_against_the_message_rate(settings):
+    async def scenario() -> tuple[list[dict], int | None]:
+        async with (
+            serve_in_process(settings) as base,
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"{base}/api/realtime/ws/pinger") as ws,
+        ):
+            for _ in range(2000):
+                await ws.ping()
+            texts: list[dict] = []
+            async with asyncio.timeout(20):
+                async for msg in ws:
+                    if msg.type is aiohttp.WSMsgType.TEXT:
+                        texts.append(msg.json())
+            return texts, ws.close_code
+
+    texts, close_code = asyncio.run(scenario())
+    assert close_code == 1008, "a ping flood closes the session like any other message flood"
+    assert any("flood" in m.get("message", "") for m in texts if m["status"] == "error")
