@@ -16,11 +16,9 @@ from typing import Any, Literal
 from frontends import protocol
 from frontends.params import merged_params
 
-CONNECTED = protocol.message("connected", message="Connected")
-GREETING = (CONNECTED, protocol.WAIT, protocol.SEND_FRAME)
+ENVELOPE_GREETING = (protocol.CONNECTED, protocol.SEND_FRAME)
+DEMO_GREETING = (protocol.message("connected", message="Connected"), protocol.WAIT, protocol.SEND_FRAME)
 """What the demo's own server sends on connect."""
-PROBLEM_STATUS = "warning"
-"""The demo pages stop on "error"; a problem the session survives is told with a status they ignore."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +37,10 @@ class DemoFrames:
     @property
     def speaks_demo(self) -> bool:
         return self.dialect == "demo"
+
+    def problem(self, text: str) -> str:
+        """The demo pages stop on "error": a problem the session survives gets a status they ignore."""
+        return protocol.message("warning", message=text) if self.speaks_demo else protocol.error(text)
 
     def takes_text(self, message: dict[str, Any]) -> bool:
         """Whether this text message is part of a demo frame (kept here) rather than a protocol message."""

@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 
 from frontends import protocol
 from frontends.app_keys import Services
-from frontends.demo_frames import GREETING, PROBLEM_STATUS, DemoFrames
+from frontends.demo_frames import DEMO_GREETING, ENVELOPE_GREETING, DemoFrames
 from frontends.facts_cache import ModelFacts
 from frontends.frame_codec import parse_frame, parse_json
 from frontends.frame_steps import FrameSteps
@@ -80,7 +80,7 @@ class Session:
         worker = asyncio.create_task(self.policy.run(), name=f"{self.mode}/{self.user_id} worker")
         worker.add_done_callback(self._worker_done)
         try:
-            for text in GREETING if self.demo is not None else (protocol.CONNECTED, protocol.SEND_FRAME):
+            for text in DEMO_GREETING if self.demo is not None else ENVELOPE_GREETING:
                 await self.send(text)
             self._reader = asyncio.create_task(self._read(), name=f"{self.mode}/{self.user_id} reader")
             with contextlib.suppress(asyncio.CancelledError):
@@ -131,10 +131,7 @@ class Session:
     async def report(self, kind: str, text: str) -> None:
         """A problem the session survives: an error, or for a demo-protocol client a status it ignores."""
         self.services.metrics.error(self.mode, kind)
-        if self.demo is not None and self.demo.speaks_demo:
-            await self.send(protocol.message(PROBLEM_STATUS, message=text))
-        else:
-            await self.send(protocol.error(text))
+        await self.send(self.demo.problem(text) if self.demo is not None else protocol.error(text))
 
     # reader ---------------------------------------------------------------------------------
 

@@ -252,10 +252,6 @@ def tokenizer_vocab() -> dict[str, int]:
     return byte_vocab()
 
 
-def build_tokenizer(work_dir: Path, max_length: int) -> CLIPTokenizer:
-    return write_tokenizer(work_dir, max_length)
-
-
 # ---- models ----------------------------------------------------------------------------------
 
 
@@ -318,7 +314,7 @@ def build_components(arch: Architecture, seed: int, work_dir: Path) -> Component
         vae=vae,
         tiny_vae=tiny_vae,
         text_encoder=text_encoder,
-        tokenizer=build_tokenizer(work_dir, arch.tokenizer_max_length),
+        tokenizer=write_tokenizer(work_dir, arch.tokenizer_max_length),
         scheduler=EulerDiscreteScheduler.from_config(_config(arch.scheduler)),
     )
 
@@ -335,7 +331,7 @@ def build_pipeline_on(
         vae=vae,
         tiny_vae=tiny_vae,
         text_encoder=text_encoder,
-        tokenizer=build_tokenizer(work_dir, arch.tokenizer_max_length),
+        tokenizer=write_tokenizer(work_dir, arch.tokenizer_max_length),
         scheduler=EulerDiscreteScheduler.from_config(_config(arch.scheduler)),
     )
     pipe = components.pipeline().to(device=device, dtype=dtype)

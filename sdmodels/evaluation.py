@@ -163,7 +163,10 @@ class InProcess:
 
         self.settings = load_settings(config_file)
         self._services = {mode: build_service(self.settings, config_file, mode) for mode in ("realtime", "canvas")}
-        self._limits = {mode: RequestLimits.from_settings(self.settings, mode, 77) for mode in self._services}
+        self._limits = {
+            mode: RequestLimits.from_settings(self.settings, mode, service.generator.pipe.tokenizer.model_max_length)
+            for mode, service in self._services.items()
+        }
         self._next_id = 1
 
     def _request(self, mode: str, image: np.ndarray, prompt: str, seed: int | None):

@@ -7,8 +7,10 @@ text next_frame, text parameters, the image as its own binary message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -40,6 +42,19 @@ class DemoClient(ProtocolClient):
         await self.ws.send_str(json.dumps({"status": "next_frame"}))
         await self.ws.send_str(json.dumps(params))
         await self.ws.send_bytes(image)
+
+
+@contextlib.asynccontextmanager
+async def demo_session(base_url: str) -> AsyncIterator[tuple[aiohttp.ClientSession, DemoClient]]:
+    """A connected demo-protocol client past its greeting, asked for its first frame."""
+    async with aiohttp.ClientSession() as http:
+        client = DemoClient(http, base_url)
+        await client.connect()
+        await client.expect("send_frame")
+        try:
+            yield http, client
+        finally:
+            await client.close()
 
 
 def demo_params(base_url: str) -> dict[str, Any]:
@@ -111,14 +126,9 @@ def test_a_demo_protocol_client_gets_a_stream_of_results_with_no_errors(frontend
 
 def test_an_empty_binary_frame_is_answered_with_send_frame(frontend_server) -> None:
     async def scenario() -> list[dict]:
-        async with aiohttp.ClientSession() as http:
-            client = DemoClient(http, frontend_server.base_url)
-            await client.connect()
-            await client.expect("send_frame")
+        async with demo_session(frontend_server.base_url) as (_, client):
             await client.send_demo_frame({"prompt": "a red circle"}, b"")
-            answer = await client.next_message(wait_s=30)
-            await client.close()
-            return [answer]
+            return [await client.next_message(wait_s=30)]
 
     assert asyncio.run(scenario()) == [{"status": "send_frame"}]
 
@@ -127,14 +137,9 @@ def test_width_and_height_are_accepted_and_checked_against_the_model(frontend_se
     size = frontend_server.triton.settings.pipeline.width
 
     async def scenario() -> list[dict]:
-        async with aiohttp.ClientSession() as http:
-            client = DemoClient(http, frontend_server.base_url)
-            await client.connect()
-            await client.expect("send_frame")
+        async with demo_session(frontend_server.base_url) as (_, client):
             await client.send_demo_frame({"width": size * 2, "height": size}, jpeg(moving_scene(1, size)))
-            refused = await client.expect("warning", "error", wait_s=60)
-            await client.close()
-            return [refused]
+            return [await client.expect("warning", "error", wait_s=60)]
 
     (refused,) = asyncio.run(scenario())
     assert refused["status"] == "warning" and "'width'" in refused["message"], refused
@@ -147,17 +152,13 @@ def test_the_filter_and_the_newest_frame_rule_still_apply(frontend_server) -> No
     still = jpeg(moving_scene(3, size))
 
     async def scenario() -> None:
-        async with aiohttp.ClientSession() as http:
-            client = DemoClient(http, frontend_server.base_url)
-            await client.connect()
-            await client.expect("send_frame")
+        async with demo_session(frontend_server.base_url) as (_, client):
             for _ in range(12):  # a still camera, one frame per send_frame: the filter skips some
                 await client.send_demo_frame({}, still)
                 await client.expect("send_frame", wait_s=120)
             for t in range(20):  # a burst without waiting: only the newest unread frame survives
                 await client.send_demo_frame({}, jpeg(moving_scene(t, size)))
             await asyncio.sleep(2)
-            await client.close()
 
     asyncio.run(scenario())
     after = metrics(frontend_server.base_url)
@@ -170,17 +171,13 @@ def test_an_envelope_client_on_the_legacy_route_keeps_working(frontend_server) -
     size = frontend_server.triton.settings.pipeline.width
 
     async def scenario() -> list[dict]:
-        async with aiohttp.ClientSession() as http:
-            client = DemoClient(http, frontend_server.base_url)
-            await client.connect()
-            await client.expect("send_frame")
+        async with demo_session(frontend_server.base_url) as (http, client):
             stream = StreamReader(http, client.stream_url)
             await stream.start()
             await client.send_frame(jpeg(moving_scene(5, size)), prompt="a blue star")
             assert await stream.next_part(wait_s=120)
             await client.send_frame(jpeg(moving_scene(6, size)), seed=-1)
             refused = await client.expect("error", "warning", wait_s=60)
-            await client.close()
             await stream.stop()
             return [refused]
 
