@@ -58,6 +58,17 @@ class PipelineConfig(_Strict):
     max_image_pixels: int = Field(4096 * 4096, ge=64 * 64)
     max_image_scans: int = Field(100, ge=1, le=100_000)
     """Progressive JPEG scans decoded at most: each is a pass over the whole image (sdcontract/image_budget.py)."""
+    max_blend_prompts: int = Field(4, ge=1, le=16)
+    """Prompts one request may blend (prompt_list): each new one costs one text-encoder call."""
+    max_blend_seeds: int = Field(4, ge=1, le=16)
+    """Seeds one request may blend (seed_list): each costs one noise tensor per prepared stream."""
+    blend_weight_max: float = Field(1.0, gt=0, le=1000)
+    """Largest weight of one blend entry (weights start at 0 and are normalised to sum to 1)."""
+    prompt_interpolation: Literal["linear", "slerp"] = "linear"
+    """How prompt embeddings are blended where a request does not say: weighted sum or spherical."""
+    prompt_cache_size: int = Field(64, ge=1, le=4096)
+    """Prompt embeddings kept per model instance (least recently used go first), so an unchanged
+    prompt is never encoded again."""
 
 
 class VariantPipelineConfig(_Strict):
@@ -80,6 +91,10 @@ class VariantPipelineConfig(_Strict):
     batch; None: half of max_batch and max_batch."""
     max_queue_delay_ms: float = Field(2.0, ge=0, le=1000)
     """How long Triton may hold a request to fill a preferred batch: latency traded for larger batches."""
+
+    def max_transition_frames(self) -> int:
+        """Longest prompt transition a request may ask for; 0 where a variant keeps no stream between requests."""
+        return 0
 
     def batches_across_sessions(self, device: Literal["cpu", "cuda"]) -> bool:
         """Whether requests of several sessions run as one batch on `device`."""
@@ -140,6 +155,23 @@ class RealtimePipelineConfig(VariantPipelineConfig):
     """Per-sequence state unused this long is freed by the model itself."""
     max_sequences: int = Field(64, ge=1)
     """Sequences held by one model instance at most; START beyond it is refused."""
+    prompt_transition_frames: int = Field(0, ge=0)
+    """Frames over which a sequence's prompt embedding moves from the old prompt (or blend) to the
+    new one, without resetting its stream batch; 0 jumps on the frame that carries the change."""
+    max_prompt_transition_frames: int = Field(120, ge=0, le=10_000)
+    """The longest transition a request may ask for (prompt_transition_frames)."""
+
+    def max_transition_frames(self) -> int:
+        return self.max_prompt_transition_frames
+
+    @model_validator(mode="after")
+    def _transition_fits(self) -> RealtimePipelineConfig:
+        if self.prompt_transition_frames > self.max_prompt_transition_frames:
+            raise ValueError(
+                f"prompt_transition_frames {self.prompt_transition_frames} exceeds "
+                f"max_prompt_transition_frames {self.max_prompt_transition_frames}"
+            )
+        return self
 
 
 class CanvasPipelineConfig(VariantPipelineConfig):

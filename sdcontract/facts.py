@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from sdconfig import Mode, Settings
-from sdcontract.tensors import MAX_DENOISING_STEPS, PARAMETER_TENSORS, SEED_MAX
+from sdcontract.tensors import (
+    BLEND_TENSORS,
+    INTERPOLATION_METHODS,
+    MAX_DENOISING_STEPS,
+    PARAMETER_TENSORS,
+    SEED_MAX,
+)
 
 DEFAULT_MAX_PROMPT_TOKENS = 77
 
@@ -54,6 +60,67 @@ def _size_property(title: str, size: int) -> dict[str, Any]:
         "default": size,
         "description": "The model's resolution; any other value is refused.",
     }
+
+
+def _blend_property(title: str, value: dict[str, Any], max_items: int, weight_max: float, what: str) -> dict[str, Any]:
+    """A list of [value, weight] pairs; weights are normalised by the model, so only their ratios count."""
+    return {
+        "type": "array",
+        "title": title,
+        "items": {
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 2,
+            "prefixItems": [value, {"type": "number", "minimum": 0.0, "maximum": weight_max}],
+        },
+        "minItems": 0,
+        "maxItems": max_items,
+        "x-weights-positive": True,
+        "default": [],
+        "description": f"[{what}, weight] pairs blended in place of one; weights 0 to {weight_max}, "
+        "normalised; an empty list blends nothing.",
+    }
+
+
+def blend_schema(settings: Settings, mode: Mode, prompt_tokens: int) -> dict[str, dict[str, Any]]:
+    """The blend parameters: prompt and seed lists, how prompts mix and, where a stream lives on, how fast."""
+    pipe, variant = settings.pipeline, settings.variant(mode)
+    text = {"type": "string", "maxLength": settings.server.max_prompt_chars, "x-max-tokens": prompt_tokens}
+    seed = {"type": "integer", "minimum": 0, "maximum": SEED_MAX}
+    props = {
+        "prompt_list": _blend_property("Prompt blend", text, pipe.max_blend_prompts, pipe.blend_weight_max, "prompt"),
+        "seed_list": _blend_property("Seed blend", seed, pipe.max_blend_seeds, pipe.blend_weight_max, "seed"),
+        "prompt_interpolation_method": {
+            "type": "string",
+            "title": "Prompt blending",
+            "enum": list(INTERPOLATION_METHODS),
+            "default": pipe.prompt_interpolation,
+            "description": "How blended prompts mix: linear (weighted sum) or slerp (along the sphere).",
+        },
+    }
+    limit = variant.max_transition_frames()
+    if limit > 0:
+        props["prompt_transition_frames"] = {
+            "type": "integer",
+            "title": "Prompt transition (frames)",
+            "minimum": 0,
+            "maximum": limit,
+            "default": settings.realtime.pipeline.prompt_transition_frames,
+            "description": "Frames a prompt change takes to arrive; 0 jumps at once.",
+        }
+    for name, blend in BLEND_TENSORS.items():
+        props[name].update(
+            {
+                "x-triton-input": blend.values.name,
+                "x-triton-datatype": blend.values.datatype,
+                "x-triton-weights": {"input": blend.weights.name, "datatype": blend.weights.datatype},
+            }
+        )
+        _demo_field(props[name], name, "list", hide=True)
+    _demo_field(props["prompt_interpolation_method"], "prompt_interpolation_method", "select", hide=True)
+    if "prompt_transition_frames" in props:
+        _demo_field(props["prompt_transition_frames"], "prompt_transition_frames", "range", hide=True, step=1)
+    return props
 
 
 def input_schema(settings: Settings, mode: Mode, prompt_tokens: int) -> dict[str, Any]:
@@ -113,7 +180,10 @@ def input_schema(settings: Settings, mode: Mode, prompt_tokens: int) -> dict[str
             "description": "Strictly increasing step indices; lower keeps less of the input.",
         },
     }
+    props.update(blend_schema(settings, mode, prompt_tokens))
     for name, tensor in PARAMETER_TENSORS.items():
+        if name not in props:
+            continue  # a parameter this variant does not offer (a transition where no stream lives on)
         props[name]["x-triton-input"] = tensor.name
         props[name]["x-triton-datatype"] = tensor.datatype
     _demo_field(props["prompt"], "prompt", "textarea")

@@ -48,9 +48,9 @@ def workloads(generator: ImageGenerator, settings: Settings, size: int, batch: i
     streams = [
         generator.new_stream(
             GenerationParams(
-                prompt=settings.pipeline.default_prompt,
+                prompts=((settings.pipeline.default_prompt, 1.0),),
                 negative_prompt=settings.pipeline.default_negative_prompt,
-                seed=seed,
+                seeds=((seed, 1.0),),
                 guidance_scale=variant.guidance_scale,
                 delta=variant.delta,
                 t_index_list=variant.t_index_list,

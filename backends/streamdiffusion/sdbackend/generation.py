@@ -6,6 +6,9 @@ streamdiffusion 0.1.1 are avoided here: `prepare()`'s default generator is one o
 every instance (so each stream gets its own), and without the denoising batch the noise between
 steps comes from the global RNG (so canvas draws it from a generator of the request's seed,
 sdbackend.stream_batch.denoise_drawings).
+
+Prompt embeddings come from a PromptCache (sdbackend.prompt_cache) and are blended here
+(sdbackend.blending), so `prepare` never runs the text encoder for a prompt it has seen.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import torch
 from diffusers import StableDiffusionPipeline
 from streamdiffusion import StreamDiffusion
 
+from sdbackend.blending import PromptTransition, blend, seed_noise
+from sdbackend.prompt_cache import PromptCache
 from sdbackend.requests import GenerationParams
-from sdbackend.stream_batch import advance_streams, denoise_drawings
+from sdbackend.stream_batch import SeedWeights, advance_streams, denoise_drawings
 from sdconfig import Settings
 from sdconfig.schema import VariantPipelineConfig
 
@@ -37,6 +42,20 @@ class StreamShape:
     dtype: torch.dtype
 
 
+class _EncodedPrompts:
+    """Stands in for the pipeline inside StreamDiffusion.prepare, whose only use of it is encode_prompt:
+    answers with the blended embedding and the negative prompt's, both from the cache."""
+
+    def __init__(self, conditional: torch.Tensor, negative: str, cache: PromptCache) -> None:
+        self._conditional, self._negative, self._cache = conditional, negative, cache
+
+    def encode_prompt(
+        self, *, do_classifier_free_guidance: bool, **_: object
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        unconditional = self._cache.get(self._negative) if do_classifier_free_guidance else None
+        return self._conditional, unconditional
+
+
 class ImageGenerator:
     """Makes prepared streams over one pipeline and runs frames through them."""
 
@@ -50,6 +69,21 @@ class ImageGenerator:
             cfg_type=variant.cfg_type,
             dtype=pipe.unet.dtype,
         )
+        self.prompts = PromptCache(self._encode, settings.pipeline.prompt_cache_size)
+
+    def _encode(self, text: str) -> torch.Tensor:
+        """One text-encoder call: the conditional embedding [1, tokens, dim] of `text`."""
+        with torch.inference_mode():
+            return self.pipe.encode_prompt(
+                prompt=text, device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=False
+            )[0]
+
+    def prompt_embedding(self, params: GenerationParams) -> torch.Tensor:
+        """The blend of the request's prompts, each encoded once per cache lifetime."""
+        embeddings = [self.prompts.get(text) for text, _ in params.prompts]
+        if len(embeddings) == 1:
+            return embeddings[0]
+        return blend(embeddings, [weight for _, weight in params.prompts], params.interpolation)
 
     def count_tokens(self, text: str) -> int:
         """Tokens including start and end markers, as the text encoder sees them."""
@@ -93,22 +127,42 @@ class ImageGenerator:
             stream.cfg_type = cfg_type
 
     def _prepare(self, stream: StreamDiffusion, params: GenerationParams) -> None:
-        stream.prepare(
-            prompt=params.prompt,
-            negative_prompt=params.negative_prompt,
-            num_inference_steps=self.shape.num_inference_steps,
-            guidance_scale=params.guidance_scale,
-            delta=params.delta,
-            generator=torch.Generator(device="cpu"),
-            seed=params.seed,
-        )
+        pipe = stream.pipe
+        stream.pipe = _EncodedPrompts(self.prompt_embedding(params), params.negative_prompt, self.prompts)
+        try:
+            stream.prepare(
+                prompt=params.prompt,
+                negative_prompt=params.negative_prompt,
+                num_inference_steps=self.shape.num_inference_steps,
+                guidance_scale=params.guidance_scale,
+                delta=params.delta,
+                generator=torch.Generator(device="cpu"),
+                seed=params.seed,
+            )
+        finally:
+            stream.pipe = pipe
+        if len(params.seeds) > 1:  # one seed: prepare's own noise, drawn from the same generator
+            noise = seed_noise(params.seeds, stream.init_noise.shape)
+            stream.init_noise = noise.to(device=stream.device, dtype=stream.dtype)
 
     @torch.inference_mode()
-    def restyle(self, stream: StreamDiffusion, params: GenerationParams) -> None:
-        """New prompt or guidance on a running stream, keeping its in-flight latents (no visible restart)."""
-        buffer, stock = stream.x_t_latent_buffer, stream.stock_noise
+    def restyle(
+        self, stream: StreamDiffusion, params: GenerationParams, transition_frames: int = 0
+    ) -> PromptTransition | None:
+        """New prompt or guidance on a running stream, keeping its in-flight latents (no visible restart).
+
+        With `transition_frames` the embeddings arrive over that many frames: this frame takes the
+        first step and the returned transition the others. None where the change is a jump.
+        """
+        buffer, stock, before = stream.x_t_latent_buffer, stream.stock_noise, stream.prompt_embeds
         self.prepare(stream, params)
         stream.x_t_latent_buffer, stream.stock_noise = buffer, stock
+        after = stream.prompt_embeds
+        if transition_frames < 1 or before.shape != after.shape or torch.equal(before, after):
+            return None
+        transition = PromptTransition(before, after, transition_frames, params.interpolation)
+        stream.prompt_embeds = transition.step()
+        return transition
 
     @torch.inference_mode()
     def run(self, stream: StreamDiffusion, image: np.ndarray) -> np.ndarray:
@@ -126,9 +180,10 @@ class ImageGenerator:
         return [self._to_image(decoded[i : i + 1]) for i in range(len(streams))]
 
     def run_drawings(
-        self, streams: list[StreamDiffusion], images: list[np.ndarray], seeds: list[int]
+        self, streams: list[StreamDiffusion], images: list[np.ndarray], seeds: list[SeedWeights]
     ) -> list[np.ndarray]:
-        """Canvas: all steps on each drawing, the drawings of the call sharing one UNet call per step."""
+        """Canvas: all steps on each drawing, the drawings of the call sharing one UNet call per step;
+        `seeds` holds each drawing's (seed, weight) blend of the noise between steps."""
         pixels = torch.cat([self._to_tensor(image) for image in images])  # [N, 3, H, W] in [-1, 1]
         decoded = denoise_drawings(streams, pixels, seeds)  # [N, 3, H, W] in [-1, 1]
         return [self._to_image(decoded[i : i + 1]) for i in range(len(streams))]

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 from streamdiffusion import StreamDiffusion
 
+from sdbackend.blending import PromptTransition
 from sdbackend.errors import RequestError
 from sdbackend.generation import ImageGenerator
 from sdbackend.image_codec import encode_jpeg
@@ -31,6 +32,15 @@ log = logging.getLogger(__name__)
 class SequenceState:
     stream: StreamDiffusion
     params: GenerationParams
+    transition: PromptTransition | None = None
+    """A prompt change still arriving: each frame of the sequence takes its next step."""
+
+    def advance_transition(self) -> None:
+        if self.transition is None:
+            return
+        self.stream.prompt_embeds = self.transition.step()
+        if self.transition.finished:
+            self.transition = None
 
 
 Outcome = bytes | None | Exception
@@ -73,7 +83,7 @@ class RealtimeService:
             if not item.ok or item.request.image is None:
                 continue
             try:
-                state = self._state_for(item.correlation_id, item.start, item.request.params)
+                state = self._state_for(item.correlation_id, item.start, item.request)
                 work.append((i, state, item.request.image))
             except RequestError as exc:
                 outcomes[i] = exc
@@ -111,19 +121,26 @@ class RealtimeService:
             log.exception("frame failed")
             return exc
 
-    def _state_for(self, sequence_id: int, start: bool, params: GenerationParams) -> SequenceState:
+    def _state_for(self, sequence_id: int, start: bool, request: GenerationRequest) -> SequenceState:
+        """The sequence's stream, made ready for this frame: a new stream where its steps or seeds changed,
+        a restyle (possibly starting a transition) where only prompt or guidance did."""
+        params = request.params
         state = None if start else self.sequences.get(sequence_id)
         if state is None and not start:
             raise RequestError(
                 f"sequence {sequence_id} has no state here: it ended or was idle too long; "
                 "start it again with the START flag"
             )
-        if state is None or state.params.t_index_list != params.t_index_list or state.params.seed != params.seed:
+        if state is None or state.params.t_index_list != params.t_index_list or state.params.seeds != params.seeds:
             state = SequenceState(self.generator.new_stream(params, denoising_batch=True), params)
             self.sequences.start(sequence_id, state)
         elif state.params != params:
-            self.generator.restyle(state.stream, params)
+            state.transition = self.generator.restyle(state.stream, params, request.transition_frames)
             state.params = params
+            if state.transition is not None and state.transition.finished:
+                state.transition = None
+        else:
+            state.advance_transition()
         return state
 
 
@@ -171,7 +188,7 @@ class CanvasService:
             for request in requests:
                 streams.append(self._stream_for(key, request.params))
             pictures = self.generator.run_drawings(
-                streams, [request.image for request in requests], [request.params.seed for request in requests]
+                streams, [request.image for request in requests], [request.params.seeds for request in requests]
             )
         except Exception as exc:
             log.exception("%d drawing(s) failed", len(requests))

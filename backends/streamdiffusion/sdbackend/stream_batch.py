@@ -27,6 +27,11 @@ from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from diffusers.models.vae import DiagonalGaussianDistribution
 from streamdiffusion import StreamDiffusion
 
+from sdbackend.blending import SeedNoise
+
+SeedWeights = int | Sequence[tuple[int, float]]
+"""A drawing's noise: one seed, or (seed, weight) pairs whose noises are slerped."""
+
 
 class _Replay:
     """Stands in for the UNet or the VAE inside one stream's StreamDiffusion code, answering with that
@@ -161,14 +166,16 @@ def advance_streams(streams: Sequence[StreamDiffusion], images: torch.Tensor) ->
 
 
 @torch.inference_mode()
-def denoise_drawings(streams: Sequence[StreamDiffusion], images: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
+def denoise_drawings(
+    streams: Sequence[StreamDiffusion], images: torch.Tensor, seeds: Sequence[SeedWeights]
+) -> torch.Tensor:
     """Canvas: images [N,3,H,W] in [-1,1] -> decoded [N,3,H,W] in [-1,1], every step of each stream
     on its own image, one UNet call per step for all streams.
 
     Mirrors predict_x0_batch without the denoising batch, except for the noise added between steps:
     StreamDiffusion draws it from the global RNG, shared by every stream of a batch; here each
-    stream draws it from a CPU generator seeded with its `seeds` entry, so a drawing's result
-    depends on its seed only, whatever else is in its batch.
+    stream draws it from CPU generators seeded with its `seeds` entry (several seeds: their noises
+    slerped), so a drawing's result depends on its seeds only, whatever else is in its batch.
     """
     _check(streams, images, denoising_batch=False)
     if len(seeds) != len(streams):
@@ -177,7 +184,7 @@ def denoise_drawings(streams: Sequence[StreamDiffusion], images: torch.Tensor, s
     if len(steps) != 1:
         raise ValueError(f"batched drawings must have equally many steps, got {sorted(steps)}")
     unet = streams[0].unet
-    noise = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+    noise = [SeedNoise([(seed, 1.0)] if isinstance(seed, int) else seed) for seed in seeds]
     latents = _encode(streams, images)
     for stream, latent in zip(streams, latents, strict=True):
         stream.init_noise = latent  # as predict_x0_batch does without the denoising batch
@@ -205,9 +212,9 @@ def _scheduler_step(
     return x_0_pred
 
 
-def _renoise(stream: StreamDiffusion, x_0_pred: torch.Tensor, idx: int, generator: torch.Generator) -> torch.Tensor:
-    """The noisy latent step `idx` starts from, as predict_x0_batch makes it (noise from `generator`)."""
+def _renoise(stream: StreamDiffusion, x_0_pred: torch.Tensor, idx: int, noise: SeedNoise) -> torch.Tensor:
+    """The noisy latent step `idx` starts from, as predict_x0_batch makes it (noise from `noise`)."""
     if not stream.do_add_noise:
         return stream.alpha_prod_t_sqrt[idx] * x_0_pred
-    fresh = torch.randn(x_0_pred.shape, generator=generator, dtype=torch.float32).to(x_0_pred.device, x_0_pred.dtype)
+    fresh = noise.draw(x_0_pred.shape).to(x_0_pred.device, x_0_pred.dtype)
     return stream.alpha_prod_t_sqrt[idx] * x_0_pred + stream.beta_prod_t_sqrt[idx] * fresh
