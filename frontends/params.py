@@ -2,8 +2,9 @@
 
 The schema comes from Triton (the `model_facts` model parameter), so the ranges a client sees in
 `/settings` are exactly the ones enforced here. Only the schema keywords the model facts use are
-understood: type, minimum, maximum, minItems, maxItems, maxLength, enum, items,
-additionalProperties and the extension `x-strictly-increasing` (for lists of steps). Checking
+understood: type, minimum, maximum, minItems, maxItems, maxLength, enum, items, prefixItems,
+additionalProperties and the extensions `x-strictly-increasing` (for lists of steps) and
+`x-weights-positive` (for blends: lists of [value, weight] pairs whose weights may not all be 0). Checking
 here instead of in the model turns a bad value into an error message before any Triton call.
 What the schema cannot say (a prompt's length in tokens) the model checks, and its refusal is
 relayed to the client.
@@ -109,6 +110,10 @@ def _check_list(name: str, value: list[Any], spec: Mapping[str, Any], max_prompt
     if items:
         for index, item in enumerate(value):
             _check(f"{name}[{index}]", item, items, max_prompt_chars)
+    for index, (item, item_spec) in enumerate(zip(value, spec.get("prefixItems", []), strict=False)):
+        _check(f"{name}[{index}]", item, item_spec, max_prompt_chars)
+    if spec.get("x-weights-positive") and value and not any(pair[1] > 0 for pair in value):
+        raise BadMessage(f"parameter {name!r} has weights that are all 0: give at least one entry a weight")
     if spec.get("x-strictly-increasing") and any(b <= a for a, b in itertools.pairwise(value)):
         raise BadMessage(f"parameter {name!r} must be strictly increasing, got {value}")
 

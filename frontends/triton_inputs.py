@@ -1,9 +1,11 @@
 """Turn a frame (image + JSON parameters) into Triton inputs, as the model facts describe them.
 
 Each `input_params` property names its tensor in `x-triton-input` and its type in
-`x-triton-datatype`, so no parameter name is spelled twice. A parameter the client left out has no
-tensor at all: the inputs are optional and the model applies its own default, the same default
-`/settings` shows. Both models batch (max_batch_size > 0), hence the leading dimension of 1.
+`x-triton-datatype`, so no parameter name is spelled twice; a blend (a list of [value, weight]
+pairs) also names its weights' tensor in `x-triton-weights` and travels as the two lists. A
+parameter the client left out has no tensor at all: the inputs are optional and the model
+applies its own default, the same default `/settings` shows. Both models batch
+(max_batch_size > 0), hence the leading dimension of 1.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ def _bytes_tensor(name: str, value: bytes) -> InferInput:
 
 
 def _param_tensor(name: str, datatype: str, value: Any) -> InferInput:
+    if datatype == "BYTES" and isinstance(value, list):
+        tensor = InferInput(name, [1, len(value)], "BYTES")
+        tensor.set_data_from_numpy(np.array([[str(v).encode("utf-8") for v in value]], dtype=np.object_))
+        return tensor
     if datatype == "BYTES":
         return _bytes_tensor(name, str(value).encode("utf-8"))
     array = np.asarray([value if isinstance(value, list) else [value]], dtype=_NUMPY[datatype])
@@ -43,9 +49,22 @@ def build_inputs(
     for name, value in params.items():
         spec = properties.get(name, {})
         tensor, datatype = spec.get("x-triton-input"), spec.get("x-triton-datatype")
-        if tensor and datatype:
+        weights = spec.get("x-triton-weights")
+        if tensor and datatype and weights:
+            inputs.extend(_blend_tensors(tensor, datatype, weights, value))
+        elif tensor and datatype:
             inputs.append(_param_tensor(tensor, datatype, value))
     return inputs
+
+
+def _blend_tensors(tensor: str, datatype: str, weights: Mapping[str, str], pairs: list[Any]) -> list[InferInput]:
+    """[[value, weight], ...] as the values' tensor and the weights' tensor; an empty blend sends neither."""
+    if not pairs:
+        return []
+    return [
+        _param_tensor(tensor, datatype, [value for value, _ in pairs]),
+        _param_tensor(weights["input"], weights["datatype"], [weight for _, weight in pairs]),
+    ]
 
 
 def end_of_sequence_inputs() -> list[InferInput]:

@@ -96,3 +96,78 @@ def test_gif_is_refused_by_format() -> None:
 def test_empty_image_only_ends_a_sequence() -> None:
     request = parse_request(getter(IMAGE=np.array([[b""]], dtype=np.object_)), limits(), count_words, ending=True)
     assert request.image is None
+
+
+def texts(*values: str) -> np.ndarray:
+    return np.array([[v.encode() for v in values]], dtype=np.object_)
+
+
+def floats(*values: float) -> np.ndarray:
+    return np.array([list(values)], dtype=np.float32)
+
+
+def test_a_prompt_blend_replaces_the_prompt_with_normalised_weights() -> None:
+    request = parse(
+        PROMPT=texts("ignored"),
+        PROMPT_LIST=texts("a red circle", "a blue circle"),
+        PROMPT_WEIGHTS=floats(1.0, 0.25),
+        PROMPT_INTERPOLATION=texts("slerp"),
+    )
+    assert request.params.prompts == (("a red circle", 0.8), ("a blue circle", 0.2))
+    assert request.params.prompt == "a red circle"
+    assert request.params.interpolation == "slerp"
+
+
+def test_zero_weights_drop_out_so_weight_one_is_the_prompt_alone() -> None:
+    alone = parse(PROMPT=texts("a red circle")).params
+    blended = parse(PROMPT_LIST=texts("a red circle", "a blue circle"), PROMPT_WEIGHTS=floats(1.0, 0.0)).params
+    assert blended == alone
+
+
+def test_a_seed_blend_replaces_the_seed_and_an_empty_list_blends_nothing() -> None:
+    request = parse(SEED=np.array([[9]]), SEED_LIST=np.array([[3, 4]]), SEED_WEIGHTS=floats(0.5, 0.5))
+    assert request.params.seeds == ((3, 0.5), (4, 0.5)) and request.params.seed == 3
+    empty = parse(SEED=np.array([[9]]), PROMPT_LIST=np.array([[]], dtype=np.object_)).params
+    assert empty.seeds == ((9, 1.0),) and empty.prompts == limits().defaults.prompts
+
+
+def test_the_transition_defaults_to_the_configuration_and_is_bounded() -> None:
+    settings = Settings.model_validate(
+        {"pipeline": {"width": 64, "height": 64}, "realtime": {"pipeline": {"prompt_transition_frames": 6}}}
+    )
+    realtime = RequestLimits.from_settings(settings, "realtime", max_prompt_tokens=10)
+    image = {"IMAGE": np.array([[jpeg()]], dtype=np.object_)}
+    assert parse_request(getter(**image), realtime, count_words).transition_frames == 6
+    given = getter(**image, PROMPT_TRANSITION_FRAMES=np.array([[3]], dtype=np.int32))
+    assert parse_request(given, realtime, count_words).transition_frames == 3
+    canvas = RequestLimits.from_settings(settings, "canvas", max_prompt_tokens=10)
+    assert parse_request(getter(**image), canvas, count_words).transition_frames == 0
+    with pytest.raises(RequestError, match="PROMPT_TRANSITION_FRAMES must be between 0 and 0"):
+        parse_request(given, canvas, count_words)
+
+
+@pytest.mark.parametrize(
+    ("tensors", "message"),
+    [
+        ({"PROMPT_LIST": texts("a", "b")}, "PROMPT_WEIGHTS is missing"),
+        ({"PROMPT_WEIGHTS": floats(1.0)}, "PROMPT_WEIGHTS was given without PROMPT_LIST"),
+        ({"PROMPT_LIST": texts("a", "b"), "PROMPT_WEIGHTS": floats(1.0)}, "1 weights for 2 PROMPT_LIST"),
+        ({"PROMPT_LIST": texts(*"abcde"), "PROMPT_WEIGHTS": floats(*[1.0] * 5)}, "at most 4 may be blended"),
+        ({"PROMPT_LIST": texts("a", "b"), "PROMPT_WEIGHTS": floats(0.0, 0.0)}, "must not all be 0"),
+        ({"PROMPT_LIST": texts("a", "b"), "PROMPT_WEIGHTS": floats(1.0, -0.5)}, "between 0 and 1.0, got -0.5"),
+        ({"PROMPT_LIST": texts("a", "b"), "PROMPT_WEIGHTS": floats(1.0, 1.5)}, "between 0 and 1.0, got 1.5"),
+        ({"PROMPT_LIST": texts("a", "b"), "PROMPT_WEIGHTS": floats(1.0, np.nan)}, "PROMPT_WEIGHTS values"),
+        (
+            {"PROMPT_LIST": texts("a", "one two three four five six seven eight nine"), "PROMPT_WEIGHTS": floats(1, 1)},
+            r"PROMPT_LIST\[1\] is 11 tokens",
+        ),
+        ({"SEED_LIST": np.array([[1, -2]]), "SEED_WEIGHTS": floats(1, 1)}, "SEED_LIST values must be between"),
+        ({"SEED_LIST": np.array([[1, 2]]), "SEED_WEIGHTS": floats(0, 0)}, "SEED_WEIGHTS must not all be 0"),
+        ({"SEED_LIST": np.array([[1, 2, 3, 4, 5]]), "SEED_WEIGHTS": floats(1, 1, 1, 1, 1)}, "at most 4"),
+        ({"PROMPT_INTERPOLATION": texts("cubic")}, "PROMPT_INTERPOLATION must be one of linear, slerp"),
+        ({"PROMPT_TRANSITION_FRAMES": np.array([[121]], dtype=np.int32)}, "between 0 and 120"),
+    ],
+)
+def test_bad_blends_are_named(tensors: dict, message: str) -> None:
+    with pytest.raises(RequestError, match=message):
+        parse(**tensors)

@@ -2,7 +2,8 @@
 
 Weights come normalised (sdbackend.requests). Several entries are blended by folding pairwise
 slerps with the running weight, so a weighted blend of N is one of two at every step and an
-entry of weight 1 returns that entry itself. Independent Gaussian noises are nearly orthogonal in
+entry of weight 1 returns that entry itself (for three or more slerped entries their order
+matters a little, as for any folded slerp). Independent Gaussian noises are nearly orthogonal in
 thousands of dimensions, so slerp keeps their norm, hence the noise's variance, where a weighted
 sum would shrink it (0.5/0.5 halves it).
 """
