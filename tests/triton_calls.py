@@ -43,7 +43,10 @@ def inputs(image: bytes, **params: object) -> list[grpcclient.InferInput]:
     tensors = [_tensor("IMAGE", "BYTES", np.array([[image]], dtype=np.object_))]
     for name, value in params.items():
         dtype = _DTYPES[name]
-        if dtype == "BYTES":
+        if dtype == "BYTES" and isinstance(value, list | tuple):
+            array = np.array([[v.encode() if isinstance(v, str) else v for v in value]], dtype=np.object_)
+            array = array.reshape(1, len(value))
+        elif dtype == "BYTES":
             value = value.encode() if isinstance(value, str) else value
             array = np.array([[value]], dtype=np.object_)
         else:
