@@ -9,7 +9,10 @@ import { el } from "/static/ui.js";
 
 const TYPING_DELAY_MS = 450;
 const SLIDING_DELAY_MS = 120;
-const MAIN_FIELDS = ["prompt", "negative_prompt", "seed"];
+const MAIN_FIELDS = ["prompt", "prompt_list", "prompt_transition_frames", "negative_prompt", "seed"];
+// The prompt blend is shown as a second prompt and a slider; the server takes [[prompt, weight], ...]
+const BLEND = "prompt_list";
+const NO_BLEND = { second: "", weight: 0.5 };
 
 export class ParamsForm extends EventTarget {
   constructor(container, schema, storageKey) {
@@ -28,7 +31,9 @@ export class ParamsForm extends EventTarget {
 
   /** Every parameter's last valid value, in the shape the server accepts. */
   values() {
-    return { ...this.current };
+    const values = { ...this.current };
+    if (this.fields.has(BLEND)) values[BLEND] = blendList(values.prompt, values[BLEND]);
+    return values;
   }
 
   build() {
@@ -36,6 +41,7 @@ export class ParamsForm extends EventTarget {
     const saved = this.load();
     const main = el("div", { class: "param-group" });
     const more = el("div", { class: "param-group" });
+    const mainNodes = [];
     for (const [name, spec] of Object.entries(props)) {
       if (!spec["x-triton-input"]) continue; // echoed for other clients (width, height), not a model input
       const field = makeField(name, spec);
@@ -47,8 +53,10 @@ export class ParamsForm extends EventTarget {
         this.current[name] = initial;
       }
       field.onInput((immediate) => this.edited(name, immediate));
-      (MAIN_FIELDS.includes(name) ? main : more).append(field.node);
+      if (MAIN_FIELDS.includes(name)) mainNodes.push([MAIN_FIELDS.indexOf(name), field.node]);
+      else more.append(field.node);
     }
+    mainNodes.sort((a, b) => a[0] - b[0]).forEach(([, node]) => main.append(node));
     const reset = el("button", { type: "button", class: "btn btn-ghost btn-small", text: "Reset to defaults" });
     reset.addEventListener("click", () => this.reset());
     this.container.replaceChildren(main);
@@ -118,6 +126,7 @@ function sameValue(a, b) {
 
 /** A control for one schema property, or null for a type the form does not know. */
 function makeField(name, spec) {
+  if (name === BLEND) return blendField(name, spec);
   if (spec.enum) return enumField(name, spec);
   switch (spec.type) {
     case "string":
@@ -341,6 +350,95 @@ function listField(name, spec) {
     input.value = Array.isArray(value) ? value.join(", ") : value;
   };
   return field;
+}
+
+/** [[prompt, 1 - w], [second, w]] from the form's blend state; [] (no blend) without a second prompt. */
+function blendList(prompt, state) {
+  if (!state || Array.isArray(state) || !state.second.trim()) return [];
+  const weight = Math.round(state.weight * 100) / 100;
+  return [
+    [prompt ?? "", Math.round((1 - weight) * 100) / 100],
+    [state.second, weight],
+  ];
+}
+
+/** The form's blend state from a saved value or the schema's default (an empty list: no blend). */
+function blendState(value) {
+  if (Array.isArray(value)) {
+    return value.length === 2 ? { second: String(value[1][0]), weight: Number(value[1][1]) } : { ...NO_BLEND };
+  }
+  return value && typeof value.second === "string" && Number.isFinite(value.weight) ? value : { ...NO_BLEND };
+}
+
+/** A second prompt and how far the picture moves towards it: 0 the first prompt alone, 1 the second alone. */
+function blendField(name, spec) {
+  const text = spec.items?.prefixItems?.[0] || {};
+  const control = el("textarea", {
+    name: `${name}-second`,
+    rows: 2,
+    spellcheck: "true",
+    maxLength: text.maxLength,
+    placeholder: "a second prompt to blend with the first",
+  });
+  const slider = el("input", {
+    type: "range",
+    id: `param-${name}-weight`,
+    name: `${name}-weight`,
+    min: 0,
+    max: 1,
+    step: 0.05,
+    "aria-label": "Blend towards the second prompt",
+  });
+  const readout = el("output", { class: "blend-readout", for: slider.id });
+  const showWeight = () => {
+    const second = Math.round(Number(slider.value) * 100);
+    readout.textContent = `${100 - second} % first · ${second} % second`;
+    slider.disabled = !control.value.trim();
+  };
+  const body = el(
+    "div",
+    { class: "blend" },
+    control,
+    el(
+      "div",
+      { class: "blend-row" },
+      el("span", { class: "blend-end", text: "First" }),
+      slider,
+      el("span", { class: "blend-end", text: "Second" }),
+    ),
+    readout,
+  );
+  const help = "Slide towards the second prompt: First paints the first prompt alone, Second the second alone.";
+  const base = frame(name, { ...spec, title: "Blend with a second prompt", description: help }, control, { body });
+  const limit = text.maxLength;
+  return {
+    ...base,
+    delay: TYPING_DELAY_MS,
+    read: () => ({ second: control.value, weight: Number(slider.value) }),
+    write: (value) => {
+      const state = blendState(value);
+      control.value = state.second;
+      slider.value = state.weight;
+      showWeight();
+    },
+    check: (value) => {
+      const state = blendState(value);
+      if (limit !== undefined && state.second.length > limit) return { ok: false, error: `At most ${limit} characters.` };
+      return { ok: true, value: state };
+    },
+    onInput(callback) {
+      control.addEventListener("input", () => {
+        showWeight();
+        callback(false);
+      });
+      control.addEventListener("change", () => callback(true));
+      slider.addEventListener("input", () => {
+        showWeight();
+        callback(false);
+      });
+      slider.addEventListener("change", () => callback(true));
+    },
+  };
 }
 
 function booleanField(name, spec) {

@@ -65,3 +65,26 @@ def pixels(data: bytes) -> np.ndarray:
 def image_format(data: bytes) -> str:
     with Image.open(io.BytesIO(data)) as image:
         return f"{image.format} {image.width}x{image.height}"
+
+
+_MEAN_RGB_JS = """async (selector) => {
+  const img = document.querySelector(selector);
+  if (!img || !img.getAttribute("src")) return null;
+  try { await img.decode(); } catch { return null; }
+  if (img.naturalWidth === 0) return null;
+  const canvas = document.createElement("canvas");
+  canvas.width = img.naturalWidth;
+  canvas.height = img.naturalHeight;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0);
+  const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  const sums = [0, 0, 0];
+  for (let i = 0; i < pixels.length; i += 4) for (let c = 0; c < 3; c++) sums[c] += pixels[i + c];
+  return { frames: Number(img.dataset.frames || 0), rgb: sums.map((s) => s / (pixels.length / 4)) };
+}"""
+
+
+def mean_rgb(page: Page, selector: str = "#output") -> tuple[int, tuple[float, float, float]] | None:
+    """(results received, mean R, G, B) of the picture an <img> shows."""
+    value = page.evaluate(_MEAN_RGB_JS, selector)
+    return (value["frames"], tuple(value["rgb"])) if value else None
