@@ -86,11 +86,34 @@ def param_values(name: str) -> st.SearchStrategy[Any]:
         "delta": st.floats(min_value=-1, max_value=6),
         "t_index_list": st.lists(st.integers(min_value=-3, max_value=1100), max_size=6),
         "jpeg_quality": st.integers(min_value=-5, max_value=105),
+        "prompt_list": _pairs(st.text(max_size=40)),
+        "seed_list": _pairs(st.integers(min_value=-5, max_value=2**31 + 5)),
+        "prompt_interpolation_method": st.sampled_from(["linear", "slerp", "cubic", ""]),
+        "prompt_transition_frames": st.integers(min_value=-3, max_value=200),
     }
     return typical.get(name, json_values) | json_values
 
 
-PARAM_NAMES = ("prompt", "negative_prompt", "seed", "guidance_scale", "delta", "t_index_list", "jpeg_quality")
+def _pairs(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Blends: lists of [value, weight], with odd weights, odd pair lengths and odd values among them."""
+    weights = st.floats(min_value=-0.5, max_value=1.5) | st.floats(allow_nan=True, allow_infinity=True) | json_values
+    pair = st.tuples(values | json_values, weights).map(list)
+    return st.lists(pair | st.lists(json_values, max_size=3), max_size=6)
+
+
+PARAM_NAMES = (
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "guidance_scale",
+    "delta",
+    "t_index_list",
+    "jpeg_quality",
+    "prompt_list",
+    "seed_list",
+    "prompt_interpolation_method",
+    "prompt_transition_frames",
+)
 
 
 @st.composite
@@ -109,6 +132,13 @@ sane_params = st.fixed_dictionaries(
         "seed": st.integers(min_value=0, max_value=2**31 - 1),
         "guidance_scale": st.floats(min_value=0, max_value=5),
         "delta": st.floats(min_value=0, max_value=5),
+        "prompt_list": st.lists(
+            st.tuples(st.text(max_size=40), st.floats(min_value=0.05, max_value=1)).map(list), max_size=3
+        ),
+        "seed_list": st.lists(
+            st.tuples(st.integers(min_value=0, max_value=2**31 - 1), st.floats(min_value=0.05, max_value=1)).map(list),
+            max_size=3,
+        ),
     },
 )
 """Parameters a real client sends: such frames go all the way through Triton."""
