@@ -411,9 +411,12 @@ function blendField(name, spec) {
   const help = "Slide towards the second prompt: First paints the first prompt alone, Second the second alone.";
   const base = frame(name, { ...spec, title: "Blend with a second prompt", description: help }, control, { body });
   const limit = text.maxLength;
+  let delay = TYPING_DELAY_MS; // typing waits for a pause (each new prompt is an encoder call); sliding less
   return {
     ...base,
-    delay: TYPING_DELAY_MS,
+    get delay() {
+      return delay;
+    },
     read: () => ({ second: control.value, weight: Number(slider.value) }),
     write: (value) => {
       const state = blendState(value);
@@ -428,11 +431,13 @@ function blendField(name, spec) {
     },
     onInput(callback) {
       control.addEventListener("input", () => {
+        delay = TYPING_DELAY_MS;
         showWeight();
         callback(false);
       });
       control.addEventListener("change", () => callback(true));
       slider.addEventListener("input", () => {
+        delay = SLIDING_DELAY_MS;
         showWeight();
         callback(false);
       });
