@@ -392,8 +392,9 @@ function blendField(name, spec) {
   const readout = el("output", { class: "blend-readout", for: slider.id });
   const showWeight = () => {
     const second = Math.round(Number(slider.value) * 100);
-    readout.textContent = `${100 - second} % first · ${second} % second`;
-    slider.disabled = !control.value.trim();
+    const blending = Boolean(control.value.trim());
+    readout.textContent = blending ? `${100 - second} % first · ${second} % second` : "No blend: the first prompt alone";
+    slider.disabled = !blending;
   };
   const body = el(
     "div",

@@ -77,6 +77,7 @@ def test_the_canvas_blend_slider_moves_the_picture_from_one_prompt_to_the_other(
     settled(page, traffic, at_least=sent + 1)
     assert traffic.frames[-1].header["prompt_list"] == []
     expect(page.locator("#param-prompt_list-weight")).to_be_disabled()
+    expect(page.locator(".blend-readout")).to_have_text("No blend: the first prompt alone")
     assert abs(redness(page) - figures[0.0]) < 1.0
     assert not traffic.statuses("error"), traffic.statuses("error")
 
@@ -88,8 +89,9 @@ def realtime_redness(page: Page, traffic: Traffic, weight: float, frames: int = 
         lambda: traffic.frames and traffic.frames[-1].header.get("prompt_list") == expected_blend(weight),
         f"frames with the blend at {weight}",
     )
-    # the stream batch lags by a frame: skip two results, then read a few
-    start = results_count(page) + 2
+    # skip the results of frames still in flight (two), of the transition (three) and the stream
+    # batch's lag (one), then read a few
+    start = results_count(page) + 6
     values = []
     for i in range(frames):
         wait_until(page, lambda i=i: results_count(page) >= start + i, f"result {start + i}")
