@@ -147,6 +147,7 @@ def measure(cameras: list[Camera], still: list[np.ndarray], pan: list[np.ndarray
     seconds: dict[str, list[float]] = {c.option.name: [] for c in cameras}
     results: dict[str, tuple[list[np.ndarray], int, list[np.ndarray], int]] = {}
     for round_ in range(1 + rounds):  # round 0 warms every service up (first calls allocate)
+        print(f"round {round_} of {rounds}" + (" (warm-up, not timed)" if not round_ else ""), flush=True)
         for camera in cameras:
             started = time.perf_counter()
             still_out, still_ran = camera.run(still)

@@ -21,6 +21,9 @@ included. Time to first frame: from a session's first frame to its first part, p
 (median and worst of the phase), beside the frontends' own frontend_first_frame_seconds mean.
 `--sessions 1 4 16` runs every mode at each session count in one run and ends with a table of both.
 
+`--own-stack` starts Triton and the frontends on free loopback ports first (sdtools.local_stack,
+tests/config.test.yaml with room for 64 sessions from this one address) and stops them at the end.
+
 Loopback only: the benchmark refuses other hosts. It is bounded by --duration and --max-frames.
 """
 
@@ -46,6 +49,14 @@ import numpy as np
 import psutil
 
 from sdtools.load_clients import DRAIN_S, Plan, canvas_client, encode_frames, realtime_client
+from sdtools.local_stack import REPO_ROOT, local_stack
+
+OWN_STACK_OVERRIDES = {
+    "SD__SERVER__MAX_SESSIONS_PER_MODE": "64",
+    "SD__SERVER__SECURITY__MAX_SESSIONS_PER_CLIENT": "160",  # a session and its stream each count
+    "SD__SERVER__SECURITY__MAX_MESSAGES_PER_SECOND_PER_CLIENT": "100000",
+    "SD__REALTIME__PIPELINE__MAX_SEQUENCES": "128",
+}
 
 
 @dataclass
@@ -352,6 +363,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--idle-sample", type=float, default=5.0, help="seconds to sample the frontend's idle CPU before each phase"
     )
     parser.add_argument("--json", type=Path, help="also write the reports as JSON here")
+    parser.add_argument(
+        "--own-stack", action="store_true", help="start Triton and the frontends on free ports first (ignores --url)"
+    )
+    parser.add_argument("--logs", type=Path, default=REPO_ROOT / "logs" / "load_benchmark", help="the own stack's logs")
     args = parser.parse_args(argv)
     args.sessions = args.sessions or [args.clients]
     if not all(1 <= n <= 64 for n in [args.clients, *args.sessions]):
@@ -366,6 +381,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.own_stack:
+        return run_all(args)
+    print(f"load_benchmark: starting Triton and the frontends (logs in {args.logs})", flush=True)
+    with local_stack(args.logs, overrides=OWN_STACK_OVERRIDES) as stack:
+        args.url, args.frontend_pid = stack.base_url, stack.frontend_pid
+        return run_all(args)
+
+
+def run_all(args: argparse.Namespace) -> int:
     require_loopback(args.url)
     port = urllib.parse.urlsplit(args.url).port or 80
     pid = args.frontend_pid or find_listener_pid(port)

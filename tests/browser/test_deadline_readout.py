@@ -58,3 +58,16 @@ def test_the_late_share_follows_the_configured_target(browser: Browser, triton_s
         assert not errors
     finally:
         frontend.stop()
+
+
+def test_the_late_share_counts_recent_pictures_over_the_target(page: Page, frontend_server) -> None:
+    page.goto(f"{frontend_server.base_url}/")
+    shares = page.evaluate(
+        """async () => {
+            const { LatencyMeter } = await import('/static/results.js');
+            const meter = new LatencyMeter(Infinity, 15, 4);  // the share looks at the last 4 only
+            for (const ms of [10, 300, 20, 400, 500]) { meter.sent(0); meter.received(ms); }
+            return [meter.missShare(250), meter.missShare(1000), new LatencyMeter(2).missShare(250)];
+        }"""
+    )
+    assert shares == [0.75, 0, None]
