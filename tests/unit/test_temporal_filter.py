@@ -21,7 +21,7 @@ from sdmodels.scenes import COLOURS
 
 CONFIG = Path(__file__).parents[1] / "config.test.yaml"
 SIZE = 128
-FRAMES = 24
+FRAMES = 16
 WARMUP = 4
 
 
