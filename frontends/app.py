@@ -37,7 +37,7 @@ from frontends.security import security_headers, token_middleware
 from frontends.timeouts import check_sequence_idle
 from frontends.triton_client import TritonError, TritonPool
 from frontends.ws_route import ws_handler
-from sdconfig import Mode, Settings
+from sdconfig import MODES, Mode, Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def create_app(settings: Settings, modes: Sequence[Mode] | None = None) -> web.A
     middlewares = [token_middleware(security.access_token)] if security.access_token else []
     app = web.Application(client_max_size=server.max_http_body_bytes, middlewares=middlewares)
     app[SETTINGS_KEY] = settings
-    app[METRICS_KEY] = FrontendMetrics()
+    app[METRICS_KEY] = FrontendMetrics({mode: settings.performance(mode).target_latency_ms / 1000 for mode in MODES})
     app[REGISTRY_KEY] = SessionRegistry(server.max_sessions_per_mode, server.duplicate_user)
     app[CLIENTS_KEY] = ClientLimits(security.max_sessions_per_client, security.max_messages_per_second_per_client)
     app.cleanup_ctx.append(_triton_context(served))

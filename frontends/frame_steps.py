@@ -59,6 +59,7 @@ class FrameSteps:
         self.services, self.mode, self.hub, self.route = services, mode, hub, route
         self._publish, self.send, self._report = publish, send, report
         self._quality = services.settings.performance(mode).jpeg_quality
+        self._first_frame_at: float | None = None
 
     def count(self, event: Literal["dropped", "skipped"]) -> None:
         counter = self.services.metrics.dropped if event == "dropped" else self.services.metrics.skipped
@@ -73,6 +74,8 @@ class FrameSteps:
 
     async def process(self, frame: Incoming) -> bool:
         """Fit the image if needed, run it through Triton, publish the result by the policy's rule."""
+        if self._first_frame_at is None:
+            self._first_frame_at = frame.received_at
         try:
             jpeg = await self._infer(frame)
         except BadMessage as exc:
@@ -85,7 +88,7 @@ class FrameSteps:
             await self._report("model_error", f"frame {frame.seq}: the model returned no image")
             return False
         self.services.metrics.processed.labels(mode=self.mode).inc()
-        await self._publish(self.hub, Part(jpeg, frame.received_at))
+        await self._publish(self.hub, Part(jpeg, frame.received_at, session_started_at=self._first_frame_at))
         return True
 
     async def _infer(self, frame: Incoming) -> bytes | None:

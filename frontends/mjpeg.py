@@ -41,6 +41,8 @@ class Part:
     received_at: float
     """time.monotonic() when the frame behind this result arrived, for the latency histogram."""
     written: bool = field(default=False)
+    session_started_at: float | None = None
+    """time.monotonic() when the session's first frame arrived: the first result shown is timed from it."""
 
 
 class StreamHub:
@@ -49,6 +51,9 @@ class StreamHub:
     `backlog` 1: each viewer sees the newest result (realtime). More: each viewer gets every part in
     order while it keeps up, and one that falls `backlog` parts behind skips its oldest (canvas).
     """
+
+    first_shown = False
+    """Whether a result of this session has reached a viewer yet (the time to first frame is taken once)."""
 
     def __init__(self, backlog: int = 1) -> None:
         self._viewers: set[LatestSlot[Part] | BoundedSlot[Part]] = set()

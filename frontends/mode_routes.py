@@ -60,10 +60,14 @@ def stream_handler(mode: Mode) -> Handler:
             return json_error(
                 404, f"no {mode} session for user_id {user_id!r}: connect WS /api/{mode}/ws/{user_id} first"
             )
-        latency = services.metrics.latency.labels(mode=mode)
+        metrics = services.metrics
 
         def observe(part: Part) -> None:
-            latency.observe(time.monotonic() - part.received_at)
+            now = time.monotonic()
+            metrics.shown(mode, now - part.received_at)
+            if not hub.first_shown and part.session_started_at is not None:
+                hub.first_shown = True
+                metrics.first_frame.labels(mode=mode).observe(now - part.session_started_at)
 
         security = services.settings.server.security
         address = client_address(request, security.trusted_proxies)

@@ -131,6 +131,11 @@ class RealtimePerformance(_Strict):
     max_fps: float = Field(30, ge=0)
     priority: Literal["latency", "quality"] = "latency"
     jpeg_quality: int = Field(85, ge=1, le=100)
+    target_latency_ms: float = Field(250.0, gt=0)
+    """The latency objective: a frame whose picture is published later than this after the frame
+    arrived counts as a deadline miss (/metrics frontend_deadline_misses_total; the pages show the
+    share). 250 ms leaves the demo model on a 2-core CPU (about 25 ms a frame alone) room for a
+    queue of several sessions; a GPU service would aim lower."""
 
 
 class CanvasPerformance(_Strict):
@@ -138,6 +143,8 @@ class CanvasPerformance(_Strict):
     max_fps: float = Field(0, ge=0)
     priority: Literal["latency", "quality"] = "quality"
     jpeg_quality: int = Field(95, ge=1, le=100)
+    target_latency_ms: float = Field(1000.0, gt=0)
+    """As realtime's: a drawing whose result is published later than this after it arrived is a deadline miss."""
     max_pending_drawings: int = Field(8, ge=1)
     """Bounded queue: past it the server stops reading the socket (back-pressure), never drops."""
 
@@ -160,6 +167,13 @@ class RealtimePipelineConfig(VariantPipelineConfig):
     new one, without resetting its stream batch; 0 jumps on the frame that carries the change."""
     max_prompt_transition_frames: int = Field(120, ge=0, le=10_000)
     """The longest transition a request may ask for (prompt_transition_frames)."""
+
+    input_smoothing: float = Field(0.0, ge=0, lt=1)
+    """Exponential average of a sequence's input latents over time (sdbackend/temporal_filter.py):
+    camera noise, hence flicker, shrinks; a moving scene trails by about s / (1 - s) frames. 0: off."""
+    output_feedback: float = Field(0.0, ge=0, le=1)
+    """Share of the previous output latent mixed into each new frame's input latent. With the demo
+    model it raises flicker rather than lowering it (docs/benchmarks.md). 0: off."""
 
     def max_transition_frames(self) -> int:
         return self.max_prompt_transition_frames

@@ -13,6 +13,17 @@ as one decode and one encode. The process also spends a little CPU with no frame
 threads, timers); that idle rate is sampled before each phase and reported, with the per-frame
 figure net of it, since at a few frames a second (a CPU-only Triton) it weighs on every frame.
 
+Latency objective: a result is a deadline miss when it comes later than the mode's
+performance.target_latency_ms (read from /api/{mode}/settings). The frontends count misses
+against the frame's arrival (/metrics frontend_deadline_misses_total over
+frontend_frame_latency_seconds_count); the clients count them against their own send time, network
+included. Time to first frame: from a session's first frame to its first part, per client
+(median and worst of the phase), beside the frontends' own frontend_first_frame_seconds mean.
+`--sessions 1 4 16` runs every mode at each session count in one run and ends with a table of both.
+
+`--own-stack` starts Triton and the frontends on free loopback ports first (sdtools.local_stack,
+tests/config.test.yaml with room for 64 sessions from this one address) and stops them at the end.
+
 Loopback only: the benchmark refuses other hosts. It is bounded by --duration and --max-frames.
 """
 
@@ -38,6 +49,14 @@ import numpy as np
 import psutil
 
 from sdtools.load_clients import DRAIN_S, Plan, canvas_client, encode_frames, realtime_client
+from sdtools.local_stack import REPO_ROOT, local_stack
+
+OWN_STACK_OVERRIDES = {
+    "SD__SERVER__MAX_SESSIONS_PER_MODE": "64",
+    "SD__SERVER__SECURITY__MAX_SESSIONS_PER_CLIENT": "160",  # a session and its stream each count
+    "SD__SERVER__SECURITY__MAX_MESSAGES_PER_SECOND_PER_CLIENT": "100000",
+    "SD__REALTIME__PIPELINE__MAX_SEQUENCES": "128",
+}
 
 
 @dataclass
@@ -61,6 +80,15 @@ class PhaseReport:
     cpu_ratio: float | None
     net_cpu_ratio: float | None
     notes: list[str]
+    target_latency_ms: float | None = None
+    deadline_miss_rate: float | None = None
+    """Frontends' count: results written later than the target after their frame arrived, over results written."""
+    client_miss_rate: float | None = None
+    """Clients' count: parts later than the target after their frame was sent, over parts paired with a frame."""
+    first_frame_ms: dict[str, float] | None = None
+    """Per client, from its first frame sent to its first part: p50 and max over the phase's clients."""
+    server_first_frame_ms: float | None = None
+    """The frontends' frontend_first_frame_seconds over the phase's sessions, mean."""
 
 
 def codec_baseline_ms(frames: list[bytes], quality: int, samples: int = 300) -> float:
@@ -81,6 +109,14 @@ def fetch_json(url: str) -> dict[str, Any]:
         return json.loads(response.read())
 
 
+DEADLINE_SERIES = {
+    "frontend_deadline_misses_total": "misses",
+    "frontend_frame_latency_seconds_count": "shown",
+    "frontend_first_frame_seconds_sum": "first_frame_s",
+    "frontend_first_frame_seconds_count": "first_frames",
+}
+
+
 def frame_counters(base_url: str, mode: str) -> dict[str, float]:
     with urllib.request.urlopen(f"{base_url}/metrics", timeout=30) as response:
         text = response.read().decode()
@@ -92,6 +128,9 @@ def frame_counters(base_url: str, mode: str) -> dict[str, float]:
         for kind in ("received", "processed", "skipped", "dropped"):
             if name.startswith(f"frontend_frames_{kind}_total"):
                 counters[kind] = float(value)
+        for series, key in DEADLINE_SERIES.items():
+            if name.startswith(f"{series}{{"):
+                counters[key] = float(value)
         if name.startswith("frontend_errors_total"):
             counters["errors"] += float(value)
     return counters
@@ -121,7 +160,7 @@ def require_loopback(url: str) -> None:
         raise SystemExit(f"load_benchmark: {url} is not a loopback address; this benchmark only runs locally")
 
 
-async def run_phase(args: argparse.Namespace, mode: str, pid: int | None) -> PhaseReport:
+async def run_phase(args: argparse.Namespace, mode: str, pid: int | None, clients: int) -> PhaseReport:
     base = args.url.rstrip("/")
     settings = fetch_json(f"{base}/api/{mode}/settings")
     width, height = args.size or (settings["info"]["width"], settings["info"]["height"])
@@ -138,9 +177,9 @@ async def run_phase(args: argparse.Namespace, mode: str, pid: int | None) -> Pha
         plan = Plan(http, base, frames, started + args.duration, args.max_frames)
         if mode == "realtime":
             drain_s = 0.0 if args.scene == "still" else DRAIN_S
-            tasks = [realtime_client(plan, f"bench-rt-{i}", drain_s) for i in range(args.clients)]
+            tasks = [realtime_client(plan, f"bench-rt-{clients}-{i}", drain_s) for i in range(clients)]
         else:
-            tasks = [canvas_client(plan, f"bench-cv-{i}", args.canvas_window) for i in range(args.clients)]
+            tasks = [canvas_client(plan, f"bench-cv-{clients}-{i}", args.canvas_window) for i in range(clients)]
         results = await asyncio.gather(*tasks)
     seconds = time.monotonic() - started
     after = frame_counters(base, mode)
@@ -165,15 +204,17 @@ async def run_phase(args: argparse.Namespace, mode: str, pid: int | None) -> Pha
         cpu_ms = (cpu_after - cpu_before) * 1000 / counters["processed"]
         if idle_rate is not None:
             net_ms = max(0.0, (cpu_after - cpu_before - idle_rate * seconds) * 1000 / counters["processed"])
+    target_ms = settings["performance"].get("target_latency_ms")
+    deadline = deadline_figures(before, after, latencies, results, target_ms)
     return PhaseReport(
         mode=mode,
-        clients=args.clients,
+        clients=clients,
         size=f"{width}x{height}",
         seconds=round(seconds, 2),
         frames_sent=sum(r.sent for r in results),
         parts_received=parts,
         fps_total=round(parts / seconds, 2),
-        fps_per_client=round(parts / seconds / args.clients, 2),
+        fps_per_client=round(parts / seconds / clients, 2),
         latency_ms=_percentiles(latencies),
         counters=counters,
         errors=errors,
@@ -185,7 +226,30 @@ async def run_phase(args: argparse.Namespace, mode: str, pid: int | None) -> Pha
         cpu_ratio=_round(cpu_ms / codec_ms if cpu_ms is not None else None, 2),
         net_cpu_ratio=_round(net_ms / codec_ms if net_ms is not None else None, 2),
         notes=notes,
+        target_latency_ms=target_ms,
+        **deadline,
     )
+
+
+def deadline_figures(
+    before: dict[str, float], after: dict[str, float], latencies: list[float], results: list, target_ms: float | None
+) -> dict[str, Any]:
+    """The phase's deadline-miss rates (frontends' and clients') and times to first frame."""
+    delta = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in DEADLINE_SERIES.values()}
+    firsts = sorted(r.first_frame_s for r in results if r.first_frame_s is not None)
+    figures: dict[str, Any] = {
+        "deadline_miss_rate": round(delta["misses"] / delta["shown"], 4) if delta["shown"] else None,
+        "client_miss_rate": None,
+        "first_frame_ms": {"p50": round(statistics.median(firsts) * 1000, 1), "max": round(firsts[-1] * 1000, 1)}
+        if firsts
+        else None,
+        "server_first_frame_ms": round(delta["first_frame_s"] / delta["first_frames"] * 1000, 1)
+        if delta["first_frames"]
+        else None,
+    }
+    if target_ms is not None and latencies:
+        figures["client_miss_rate"] = round(sum(x * 1000 > target_ms for x in latencies) / len(latencies), 4)
+    return figures
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -238,8 +302,39 @@ def print_report(report: PhaseReport) -> None:
             )
     else:
         print(f"   codec baseline (decode + encode) {report.codec_ms_per_frame} ms; frontend CPU unknown (no pid)")
+    if report.target_latency_ms is not None:
+        print(
+            f"   deadline {report.target_latency_ms:g} ms: missed by {_share(report.deadline_miss_rate)} of results "
+            f"(frontends), {_share(report.client_miss_rate)} (clients)"
+        )
+    if report.first_frame_ms:
+        print(
+            f"   time to first frame ms  p50 {report.first_frame_ms['p50']}  max {report.first_frame_ms['max']} "
+            f"(clients); frontends' mean {report.server_first_frame_ms}"
+        )
     for note in report.notes:
         print(f"   note: {note}")
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def print_summary(reports: list[PhaseReport]) -> None:
+    """One row per mode and session count: what the latency objective looks like as load grows."""
+    print(
+        "\n| mode | sessions | fps total | latency p50 / p95 (ms) | target (ms) | deadline misses (frontends) "
+        "| deadline misses (clients) | time to first frame p50 / max (ms) |"
+    )
+    print("|---|---:|---:|---|---:|---:|---:|---|")
+    for r in reports:
+        lat = f"{r.latency_ms['p50']} / {r.latency_ms['p95']}" if r.latency_ms else "n/a"
+        first = f"{r.first_frame_ms['p50']} / {r.first_frame_ms['max']}" if r.first_frame_ms else "n/a"
+        target = f"{r.target_latency_ms:g}" if r.target_latency_ms is not None else "n/a"
+        print(
+            f"| {r.mode} | {r.clients} | {r.fps_total} | {lat} | {target} | {_share(r.deadline_miss_rate)} "
+            f"| {_share(r.client_miss_rate)} | {first} |"
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -247,6 +342,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="the frontends' base URL (loopback)")
     parser.add_argument("--modes", default="realtime,canvas", help="phases to run, in order")
     parser.add_argument("--clients", type=int, default=2, help="protocol clients per mode (1-64)")
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        nargs="+",
+        help="session counts to run one after another, e.g. 1 4 16 (each 1-64; default: --clients)",
+    )
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of sending per mode (1-600)")
     parser.add_argument("--max-frames", type=int, default=300, help="frames per client at most (1-100000)")
     parser.add_argument("--canvas-window", type=int, default=2, help="canvas drawings unanswered at most")
@@ -262,9 +363,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--idle-sample", type=float, default=5.0, help="seconds to sample the frontend's idle CPU before each phase"
     )
     parser.add_argument("--json", type=Path, help="also write the reports as JSON here")
+    parser.add_argument(
+        "--own-stack", action="store_true", help="start Triton and the frontends on free ports first (ignores --url)"
+    )
+    parser.add_argument("--logs", type=Path, default=REPO_ROOT / "logs" / "load_benchmark", help="the own stack's logs")
     args = parser.parse_args(argv)
-    if not 1 <= args.clients <= 64 or not 1 <= args.duration <= 600 or not 1 <= args.max_frames <= 100_000:
-        parser.error("--clients 1-64, --duration 1-600, --max-frames 1-100000")
+    args.sessions = args.sessions or [args.clients]
+    if not all(1 <= n <= 64 for n in [args.clients, *args.sessions]):
+        parser.error("--clients and --sessions take 1-64 sessions")
+    if not 1 <= args.duration <= 600 or not 1 <= args.max_frames <= 100_000:
+        parser.error("--duration 1-600, --max-frames 1-100000")
     if args.size:
         w, _, h = args.size.lower().partition("x")
         args.size = (int(w), int(h))
@@ -273,16 +381,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.own_stack:
+        return run_all(args)
+    print(f"load_benchmark: starting Triton and the frontends (logs in {args.logs})", flush=True)
+    with local_stack(args.logs, overrides=OWN_STACK_OVERRIDES) as stack:
+        args.url, args.frontend_pid = stack.base_url, stack.frontend_pid
+        return run_all(args)
+
+
+def run_all(args: argparse.Namespace) -> int:
     require_loopback(args.url)
     port = urllib.parse.urlsplit(args.url).port or 80
     pid = args.frontend_pid or find_listener_pid(port)
     if pid is None:
         print(f"load_benchmark: no process found listening on port {port}; CPU will not be reported", file=sys.stderr)
     reports = []
-    for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-        report = asyncio.run(run_phase(args, mode, pid))
-        print_report(report)
-        reports.append(report)
+    for clients in args.sessions:
+        for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
+            report = asyncio.run(run_phase(args, mode, pid, clients))
+            print_report(report)
+            reports.append(report)
+    if len(reports) > 1:
+        print_summary(reports)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in reports], indent=2))
     return 0

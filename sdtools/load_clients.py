@@ -70,6 +70,8 @@ class ClientResult:
     parts: int = 0
     errors: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    first_frame_s: float | None = None
+    """From sending the session's first frame to receiving its first part."""
 
 
 @dataclass(frozen=True)
@@ -92,19 +94,25 @@ class InFlight:
 
     def __init__(self) -> None:
         self.sent_at: deque[float] = deque()
+        self.first_sent_at: float | None = None
         self.answered = asyncio.Event()
 
     def __len__(self) -> int:
         return len(self.sent_at)
 
     def sent(self) -> None:
-        self.sent_at.append(time.monotonic())
+        now = time.monotonic()
+        self.sent_at.append(now)
+        if self.first_sent_at is None:
+            self.first_sent_at = now
 
     async def collect(self, stream: StreamReader, result: ClientResult) -> None:
         """Parts arrive in frame order: each one answers the oldest frame still waiting."""
         while await stream.next_part(wait_s=3600) is not None:
             now = time.monotonic()
             result.parts += 1
+            if result.first_frame_s is None and self.first_sent_at is not None:
+                result.first_frame_s = now - self.first_sent_at
             if self.sent_at:
                 result.latencies.append(now - self.sent_at.popleft())
             self.answered.set()

@@ -7,10 +7,20 @@ import { Drawing, pointFromEvent } from "/static/drawing.js";
 import { hydrateIcons } from "/static/icons.js";
 import { MjpegReader } from "/static/mjpeg.js";
 import { ParamsForm } from "/static/params.js";
-import { LatencyMeter, ResultView } from "/static/results.js";
+import { LatencyMeter, ResultView, showTarget } from "/static/results.js";
 import { Session } from "/static/session.js";
 import { loadSettings } from "/static/settings.js";
-import { Badge, Notices, downloadName, el, formatMs, saveBlob, setText, toggleFullscreen } from "/static/ui.js";
+import {
+  Badge,
+  Notices,
+  downloadName,
+  el,
+  formatMs,
+  formatShare,
+  saveBlob,
+  setText,
+  toggleFullscreen,
+} from "/static/ui.js";
 
 const MODE = "canvas";
 /** At most one drawing per this many ms while a stroke is under way. */
@@ -45,6 +55,8 @@ const ui = {
   sent: $("#stat-sent"),
   received: $("#stat-received"),
   latency: $("#stat-latency"),
+  misses: $("#stat-misses"),
+  missesBox: $("#stat-misses-box"),
 };
 
 const badge = new Badge($("#badge"));
@@ -60,6 +72,7 @@ showConnection(session, badge, notices, {
 });
 
 let info = null;
+let targetMs = null;
 let form = null;
 let drawing = null;
 let tool = "brush";
@@ -89,6 +102,7 @@ async function init() {
   setInterval(showStats, 250);
   const settings = await loadSettings(MODE, badge, notices);
   info = settings.info;
+  targetMs = showTarget(settings.performance, ui.missesBox);
   ui.canvas.width = info.width;
   ui.canvas.height = info.height;
   document.documentElement.style.setProperty("--frame-aspect", `${info.width} / ${info.height}`);
@@ -213,6 +227,7 @@ function showStats() {
   setText(ui.sent, String(sent));
   setText(ui.received, String(view.count));
   setText(ui.latency, formatMs(latency.median()));
+  setText(ui.misses, formatShare(latency.missShare(targetMs)));
   const working = latency.inFlight > 0 || encoding;
   ui.workState.classList.toggle("working", working);
   let text = "Waiting for a drawing";

@@ -7,7 +7,7 @@ import { showConnection } from "/static/connection.js";
 import { hydrateIcons, icon } from "/static/icons.js";
 import { MjpegReader } from "/static/mjpeg.js";
 import { ParamsForm } from "/static/params.js";
-import { LatencyMeter, RateMeter, ResultView } from "/static/results.js";
+import { LatencyMeter, RateMeter, ResultView, showTarget } from "/static/results.js";
 import { Session } from "/static/session.js";
 import { loadSettings } from "/static/settings.js";
 import {
@@ -17,6 +17,7 @@ import {
   el,
   formatFps,
   formatMs,
+  formatShare,
   saveBlob,
   setText,
   toggleFullscreen,
@@ -41,6 +42,8 @@ const ui = {
   modelInfo: $("#model-info"),
   fps: $("#stat-fps"),
   latency: $("#stat-latency"),
+  misses: $("#stat-misses"),
+  missesBox: $("#stat-misses-box"),
   sent: $("#stat-sent"),
   received: $("#stat-received"),
 };
@@ -60,6 +63,7 @@ const connection = showConnection(session, badge, notices, {
 });
 
 let info = null;
+let targetMs = null;
 let form = null;
 let running = false;
 let capturing = false;
@@ -106,6 +110,7 @@ async function init() {
 
   const settings = await loadSettings(MODE, badge, notices);
   info = settings.info;
+  targetMs = showTarget(settings.performance, ui.missesBox);
   form = new ParamsForm(ui.params, settings.input_params, `sd.params.${MODE}`);
   form.addEventListener("change", (event) => {
     if (session.connected) session.sendJson({ status: "update_params", ...event.detail.values });
@@ -261,6 +266,7 @@ function showStats() {
   const live = running && session.connected;
   setText(ui.fps, live ? formatFps(rate.rate(now)) : "–");
   setText(ui.latency, formatMs(latency.median()));
+  setText(ui.misses, formatShare(latency.missShare(targetMs)));
   setText(ui.sent, String(sent));
   setText(ui.received, String(view.count));
 }

@@ -39,11 +39,13 @@ export class RateMeter {
  * so the match is exact there (maxInFlight Infinity).
  */
 export class LatencyMeter {
-  constructor(maxInFlight, samples = 15) {
+  constructor(maxInFlight, samples = 15, missWindow = 100) {
     this.maxInFlight = maxInFlight;
     this.samples = samples;
+    this.missWindow = missWindow;
     this.pending = [];
     this.recent = [];
+    this.history = [];
   }
 
   sent(now) {
@@ -56,7 +58,18 @@ export class LatencyMeter {
     const sample = now - this.pending.shift();
     this.recent.push(sample);
     if (this.recent.length > this.samples) this.recent.shift();
+    this.history.push(sample);
+    if (this.history.length > this.missWindow) this.history.shift();
     return sample;
+  }
+
+  /**
+   * Share of the last `missWindow` outputs that came later than `targetMs` (the service's
+   * performance.target_latency_ms): the deadline-miss rate as this page sees it, network included.
+   */
+  missShare(targetMs) {
+    if (!this.history.length || !Number.isFinite(targetMs)) return null;
+    return this.history.filter((sample) => sample > targetMs).length / this.history.length;
   }
 
   /** The oldest waiting frame was answered without a picture (the server reported an error). */
@@ -79,12 +92,25 @@ export class LatencyMeter {
   reset() {
     this.pending = [];
     this.recent = [];
+    this.history = [];
   }
 
   /** A new connection answers nothing that was sent on the old one. */
   forgetPending() {
     this.pending = [];
   }
+}
+
+/**
+ * The latency target from /api/{mode}/settings (performance.target_latency_ms), written into the
+ * deadline readout's tooltip; returns it in ms (null when the service states none).
+ */
+export function showTarget(performance, node) {
+  const target = Number(performance?.target_latency_ms);
+  if (!Number.isFinite(target) || target <= 0) return null;
+  node.title = `Share of the last 100 pictures that came later than the ${Math.round(target)} ms latency target`;
+  node.dataset.targetMs = String(target);
+  return target;
 }
 
 /** Shows parts in an <img>, revoking blob: URLs once a newer picture has loaded. */

@@ -133,6 +133,12 @@ export function formatMs(ms) {
   return ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`;
 }
 
+/** A share 0..1 as a percentage, "–" before there is one. */
+export function formatShare(share) {
+  if (share === null || share === undefined || !Number.isFinite(share)) return "–";
+  return `${Math.round(share * 100)} %`;
+}
+
 export function formatFps(fps) {
   if (!Number.isFinite(fps)) return "–";
   return fps >= 10 ? fps.toFixed(0) : fps.toFixed(1);

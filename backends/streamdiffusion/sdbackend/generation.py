@@ -25,8 +25,9 @@ from sdbackend.blending import PromptTransition, blend, seed_noise
 from sdbackend.prompt_cache import PromptCache
 from sdbackend.requests import GenerationParams
 from sdbackend.stream_batch import SeedWeights, advance_streams, denoise_drawings
+from sdbackend.temporal_filter import TemporalFilter
 from sdconfig import Settings
-from sdconfig.schema import VariantPipelineConfig
+from sdconfig.schema import RealtimePipelineConfig, VariantPipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,12 @@ class ImageGenerator:
             dtype=pipe.unet.dtype,
         )
         self.prompts = PromptCache(self._encode, settings.pipeline.prompt_cache_size)
+        self.temporal = (
+            TemporalFilter(variant.input_smoothing, variant.output_feedback)
+            if isinstance(variant, RealtimePipelineConfig)
+            else TemporalFilter()
+        )
+        """Realtime's filters over a stream's frames (sdbackend.temporal_filter); canvas frames stand alone."""
 
     def _encode(self, text: str) -> torch.Tensor:
         """One text-encoder call: the conditional embedding [1, tokens, dim] of `text`."""
@@ -168,15 +175,16 @@ class ImageGenerator:
     def run(self, stream: StreamDiffusion, image: np.ndarray) -> np.ndarray:
         """RGB uint8 [H, W, 3] -> RGB uint8 [H, W, 3] through encode, denoise, decode."""
         pixels = self._to_tensor(image)  # [1, 3, H, W] in [-1, 1]
-        latent = stream.encode_image(pixels)  # [1, 4, H/8, W/8]
+        latent = self.temporal.before(stream, stream.encode_image(pixels))  # [1, 4, H/8, W/8]
         denoised = stream.predict_x0_batch(latent)  # [1, 4, H/8, W/8]
+        self.temporal.after(stream, denoised)
         decoded = stream.decode_image(denoised)  # [1, 3, H, W] in [-1, 1]
         return self._to_image(decoded)
 
     def run_group(self, streams: list[StreamDiffusion], images: list[np.ndarray]) -> list[np.ndarray]:
         """One frame for each of several realtime streams with one VAE encode, one UNet call, one decode."""
         pixels = torch.cat([self._to_tensor(image) for image in images])  # [N, 3, H, W] in [-1, 1]
-        decoded = advance_streams(streams, pixels)  # [N, 3, H, W] in [-1, 1]
+        decoded = advance_streams(streams, pixels, self.temporal)  # [N, 3, H, W] in [-1, 1]
         return [self._to_image(decoded[i : i + 1]) for i in range(len(streams))]
 
     def run_drawings(

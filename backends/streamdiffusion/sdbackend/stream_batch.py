@@ -28,6 +28,7 @@ from diffusers.models.vae import DiagonalGaussianDistribution
 from streamdiffusion import StreamDiffusion
 
 from sdbackend.blending import SeedNoise
+from sdbackend.temporal_filter import NO_FILTER, TemporalFilter
 
 SeedWeights = int | Sequence[tuple[int, float]]
 """A drawing's noise: one seed, or (seed, weight) pairs whose noises are slerped."""
@@ -151,17 +152,25 @@ def _decode(streams: Sequence[StreamDiffusion], latents: Sequence[torch.Tensor])
 
 
 @torch.inference_mode()
-def advance_streams(streams: Sequence[StreamDiffusion], images: torch.Tensor) -> torch.Tensor:
-    """Realtime: images [N,3,H,W] in [-1,1], one per stream -> decoded images [N,3,H,W] in [-1,1]."""
+def advance_streams(
+    streams: Sequence[StreamDiffusion], images: torch.Tensor, temporal: TemporalFilter = NO_FILTER
+) -> torch.Tensor:
+    """Realtime: images [N,3,H,W] in [-1,1], one per stream -> decoded images [N,3,H,W] in [-1,1].
+
+    `temporal` filters each stream's latents as ImageGenerator.run does for one stream.
+    """
     _check(streams, images, denoising_batch=True)
     unet = streams[0].unet
-    latents = _encode(streams, images)
+    latents = [
+        temporal.before(stream, latent) for stream, latent in zip(streams, _encode(streams, images), strict=True)
+    ]
     inputs = [unet_inputs(stream, latent) for stream, latent in zip(streams, latents, strict=True)]
     predictions = _unet_rows(unet, inputs)
     denoised: list[torch.Tensor] = []
     for stream, latent, prediction in zip(streams, latents, predictions, strict=True):
         with _replaying(stream, "unet", prediction):
             denoised.append(stream.predict_x0_batch(latent))
+        temporal.after(stream, denoised[-1])
     return _decode(streams, denoised)
 
 
