@@ -83,3 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_clip(args.output, args.frames, args.fps, (width, height), audio=not args.no_audio)
     print(args.output)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -112,7 +112,9 @@ def _open_image(path: Path, index: int) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(path.read_bytes()))
         image.load()
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: unreadable frame {index}: not an image in a known format") from None
+    except (OSError, ValueError) as exc:
         raise InputError(f"{path}: unreadable frame {index}: {exc}") from None
     return image
 

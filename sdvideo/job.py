@@ -164,6 +164,7 @@ class RestyleJob:
         started = time.monotonic()
         decoder = asyncio.create_task(window.decode())
         workers = asyncio.create_task(self._run_units(units, window, info))
+        workers.add_done_callback(lambda _: self._arrived.set())  # the writer learns why frames stopped
         complete = False
         try:
             complete = await self._write_in_order(writer, info, progress, started, workers)
@@ -245,17 +246,29 @@ class RestyleJob:
     async def _run_units(self, units: list[Unit], window: FrameWindow, info: InputInfo) -> None:
         slots = asyncio.Semaphore(max(1, self.options.in_flight))
         running: set[asyncio.Task[None]] = set()
+        failures: list[BaseException] = []
+
+        def finished(task: asyncio.Task[None]) -> None:
+            slots.release()
+            running.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                failures.append(task.exception())  # type: ignore[arg-type]
+
         try:
             for position, unit in enumerate(units):
                 await slots.acquire()
+                if failures:
+                    raise failures[0]
                 self._next_input[unit.number] = unit.inputs[0]
                 later = units[position + 1].inputs[0] if position + 1 < len(units) else info.frames
                 await self._release(window, later)
                 task = asyncio.create_task(self._run_unit(unit, window, info))
                 running.add(task)
-                task.add_done_callback(lambda t: (slots.release(), running.discard(t)))
+                task.add_done_callback(finished)
             if running:
                 await asyncio.gather(*running)
+            if failures:
+                raise failures[0]
         finally:
             for task in running:
                 task.cancel()
