@@ -26,7 +26,15 @@ from pathlib import Path
 from aiohttp import web
 
 from frontends import health, legacy
-from frontends.app_keys import CLIENTS_KEY, CONFIG_FILE_KEY, METRICS_KEY, REGISTRY_KEY, SERVICES_KEY, SETTINGS_KEY, Services
+from frontends.app_keys import (
+    CLIENTS_KEY,
+    CONFIG_FILE_KEY,
+    METRICS_KEY,
+    REGISTRY_KEY,
+    SERVICES_KEY,
+    SETTINGS_KEY,
+    Services,
+)
 from frontends.client_limits import ClientLimits
 from frontends.demo_frames import DemoFrames
 from frontends.facts_cache import FactsCache

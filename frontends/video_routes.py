@@ -161,7 +161,9 @@ async def _save(part: BodyPartReader, path: Path, limit: int) -> bool:
 
 
 def _too_large(limit: int) -> web.Response:
-    return json_error(413, f"the clip is larger than {limit} bytes, the most this server takes (video.max_upload_bytes)")
+    return json_error(
+        413, f"the clip is larger than {limit} bytes, the most this server takes (video.max_upload_bytes)"
+    )
 
 
 async def _start(request: web.Request, job: VideoJob, fields: dict[str, str]) -> web.Response:
@@ -198,7 +200,9 @@ async def _start(request: web.Request, job: VideoJob, fields: dict[str, str]) ->
 def _over_limits(frames: int, seconds: float, jobs: VideoJobs) -> str | None:
     limits = jobs.config
     if seconds > limits.max_duration_s:
-        return f"the clip lasts {seconds:.1f} s; this server takes at most {limits.max_duration_s:g} s (video.max_duration_s)"
+        return f"the clip lasts {seconds:.1f} s; this server takes at most {limits.max_duration_s:g} s " + (
+            "(video.max_duration_s)"
+        )
     if frames > limits.max_frames:
         return f"the clip has {frames} frames; this server takes at most {limits.max_frames} (video.max_frames)"
     return None

@@ -37,11 +37,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     restyle = commands.add_parser("restyle", help="restyle a video or an image sequence")
     restyle.add_argument("input", help="a video file, a folder of images or a quoted glob such as 'shots/*.png'")
     restyle.add_argument("output", help="a video file (.mp4 .mov .mkv .webm) or a folder for the frames")
-    restyle.add_argument("--mode", choices=MODES, default="canvas", help="canvas: every frame fully denoised on "
-                         "its own (default); realtime: one stream per segment, temporally coherent, faster")
+    restyle.add_argument(
+        "--mode",
+        choices=MODES,
+        default="canvas",
+        help="canvas: every frame fully denoised on "
+        "its own (default); realtime: one stream per segment, temporally coherent, faster",
+    )
     restyle.add_argument("--prompt", help="the prompt (same as --param prompt=...)")
-    restyle.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                         help="a model parameter as on the live pages: seed, guidance_scale, delta, t_index_list, ...")
+    restyle.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model parameter as on the live pages: seed, guidance_scale, delta, t_index_list, ...",
+    )
     restyle.add_argument("--params", type=Path, metavar="FILE.json", help="parameters as one JSON object")
     restyle.add_argument("--schedule", type=Path, metavar="FILE", help="JSON or YAML: seconds -> prompt")
     restyle.add_argument("--in-flight", type=int, help="calls in flight (default: video.in_flight)")

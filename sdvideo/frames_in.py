@@ -99,7 +99,7 @@ def image_files(spec: str) -> list[Path] | None:
             raise InputError(f"{spec}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
         return files
     if glob.has_magic(spec):
-        files = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
+        files = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())  # noqa: PTH207 (a user's pattern, any root)
         if not files:
             raise InputError(f"{spec}: no file matches the pattern")
         return files

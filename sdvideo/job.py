@@ -31,7 +31,7 @@ from frontends.triton_inputs import build_inputs
 from frontends.triton_sequence import TritonSequence
 from sdconfig import Mode
 from sdvideo.frame_window import FrameWindow
-from sdvideo.frames_in import FrameSource, InputError, InputInfo
+from sdvideo.frames_in import FrameSource, InputInfo
 from sdvideo.frames_out import VideoWriter, is_video_output
 from sdvideo.plan import NO_OUTPUT, CanvasPlan, RealtimePlan, Unit
 from sdvideo.progress import Progress
@@ -293,7 +293,9 @@ class RestyleJob:
     async def _calls(self, unit: Unit, window: FrameWindow, info: InputInfo, attempt: int) -> None:
         sequence = (
             TritonSequence(
-                self.target.pool, f"{self.options.job_id}-{unit.number}-{attempt}", self.target.model,
+                self.target.pool,
+                f"{self.options.job_id}-{unit.number}-{attempt}",
+                self.target.model,
                 self.target.sequence_idle_s,
             )
             if unit.sequence

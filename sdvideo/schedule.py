@@ -53,10 +53,11 @@ def load_schedule(path: Path) -> PromptSchedule:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScheduleError(f"{path}: cannot read the schedule ({exc})") from None
+    as_json = path.suffix.lower() == ".json"
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if as_json else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ScheduleError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}") from None
+        raise ScheduleError(f"{path}: not valid {'JSON' if as_json else 'YAML'}: {exc}") from None
     return parse_schedule(data, str(path))
 
 
