@@ -21,14 +21,19 @@ const view = {
 };
 let shownFrames = -1;
 let timer = 0;
+let formTouched = false;
+
+const jobId = new URLSearchParams(location.search).get("job");
 
 hydrateIcons();
 loadSettings();
+form.addEventListener("input", () => {
+  formTouched = true;
+});
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   upload();
 });
-const jobId = new URLSearchParams(location.search).get("job");
 if (jobId) follow(jobId);
 else badge.set("idle", "Ready");
 
@@ -47,7 +52,7 @@ async function loadSettings() {
     if (!response.ok) throw new Error(settings.message);
     const megabytes = (settings.max_upload_bytes / 1048576).toFixed(0);
     setText(document.querySelector("#limits"), `Up to ${megabytes} MB and ${settings.max_duration_s} s; ${settings.suffixes.join(" ")}.`);
-    document.querySelector("#prompt").value ||= settings.default_prompt;
+    if (!jobId) document.querySelector("#prompt").value ||= settings.default_prompt;
     for (const option of document.querySelectorAll("#mode option")) option.disabled = !settings.modes.includes(option.value);
   } catch (error) {
     notices.show("settings", "error", `The video service is not available (${error.message}).`, { label: "Check again", run: loadSettings });
@@ -103,7 +108,18 @@ async function poll(id) {
   else document.querySelector("#start").disabled = false;
 }
 
+/** After a reload the form shows the job it follows, until the person edits it. */
+function describe(job) {
+  const info = document.querySelector("#job-info");
+  setText(info, `${job.mode} · “${job.prompt}”`);
+  info.hidden = false;
+  if (formTouched) return;
+  document.querySelector("#mode").value = job.mode;
+  document.querySelector("#prompt").value = job.prompt;
+}
+
 function show(id, job) {
+  describe(job);
   const progress = job.progress || { done: 0, total: 0, fps: 0, eta_s: null };
   view.progress.max = Math.max(1, progress.total);
   view.progress.value = progress.done;
