@@ -149,7 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = asyncio.run(restyle(args, bar))
     except EXPECTED as exc:
         bar.close()
-        print(f"error: {exc}", file=sys.stderr)
+        hint = ""
+        if isinstance(exc, TritonError) and exc.kind == "triton_unavailable":
+            hint = "\nstart Triton with scripts/launch_triton.py, or point --url at a running one"
+        print(f"error: {exc}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         bar.close()
