@@ -138,7 +138,12 @@ async def create_job(request: web.Request) -> web.Response:
                 if not await _save(part, job.upload, limits.max_upload_bytes):
                     return _too_large(limits.max_upload_bytes)
             elif part.name in ("mode", "prompt", "seed"):
-                fields[part.name] = (await part.read(decode=True))[:TEXT_FIELD_BYTES].decode("utf-8", "replace")
+                text = await _text_field(part)
+                if text is None:
+                    return json_error(413, f"the field {part.name!r} is longer than {TEXT_FIELD_BYTES} bytes")
+                fields[part.name] = text
+            else:
+                return json_error(400, f"unknown field {str(part.name)[:40]!r}: send clip, mode, prompt and seed")
         if job is None:
             return json_error(400, "no clip in the upload: send the file in a field named 'clip'")
         answer = await _start(request, job, fields)
@@ -158,6 +163,16 @@ async def _save(part: BodyPartReader, path: Path, limit: int) -> bool:
                 return False
             await asyncio.to_thread(out.write, chunk)
     return True
+
+
+async def _text_field(part: BodyPartReader) -> str | None:
+    """The field's text, or None past TEXT_FIELD_BYTES (read no further than that)."""
+    data = bytearray()
+    while chunk := await part.read_chunk(TEXT_FIELD_BYTES):
+        data += chunk
+        if len(data) > TEXT_FIELD_BYTES:
+            return None
+    return data.decode("utf-8", "replace")
 
 
 def _too_large(limit: int) -> web.Response:

@@ -130,6 +130,27 @@ def test_an_upload_past_the_size_limit_is_cut_off(frontend: OwnFrontend, tmp_pat
     assert status == 413 and "video.max_upload_bytes" in answer["message"]
 
 
+def test_a_streamed_upload_without_length_is_cut_off_at_the_limit(frontend: OwnFrontend) -> None:
+    """Chunked, so no Content-Length tells the size up front: the server stops reading at the limit."""
+    boundary = uuid.uuid4().hex
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="clip"; filename="big.mp4"\r\n\r\n'.encode()
+
+    def body():
+        yield head
+        for _ in range(200):  # 200 x 64 KiB = 12.5 MiB, past the 3 MB limit
+            yield b"\0" * 65536
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    status, raw, _ = call(f"{frontend.base_url}/api/video/jobs", body(), headers)  # type: ignore[arg-type]
+    assert status == 413 and b"video.max_upload_bytes" in raw
+
+
+def test_an_oversized_text_field_is_refused(frontend: OwnFrontend, clips: dict[str, Path]) -> None:
+    status, answer = upload(frontend.base_url, clips["short"], prompt="a" * 20_000)
+    assert status == 413 and "'prompt' is longer than" in answer["message"]
+
+
 def test_the_api_wants_the_access_token(frontend: OwnFrontend) -> None:
     status, raw, _ = call(f"{frontend.base_url}/api/video/settings", token=False)
     assert status == 401 and b"access token" in raw
