@@ -14,6 +14,7 @@ import contextlib
 import io
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -144,6 +145,8 @@ class RestyleJob:
         self._results: dict[int, bytes] = {}
         self._arrived = asyncio.Event()
         self._next_input: dict[int, int] = {}
+        """Per running unit, its first input: the window holds a unit's frames until it is done, so
+        a retry or a stand-in can read them again."""
         self._existing: set[int] = set()
         self._have: set[int] = set()
         """Frames in the store: found there at the start, or delivered by this run."""
@@ -291,36 +294,82 @@ class RestyleJob:
             self._next_input.pop(unit.number, None)
 
     async def _calls(self, unit: Unit, window: FrameWindow, info: InputInfo, attempt: int) -> None:
-        sequence = (
-            TritonSequence(
-                self.target.pool,
-                f"{self.options.job_id}-{unit.number}-{attempt}",
-                self.target.model,
-                self.target.sequence_idle_s,
-            )
-            if unit.sequence
-            else None
+        if not unit.sequence:
+            (index,), (output,) = unit.inputs, unit.outputs
+            frame = await window.get(index)
+            jpeg = await self._call(await asyncio.to_thread(self._inputs, frame, index, info.fps))
+            if output not in self._have:
+                await self._deliver(output, jpeg)
+            return
+        sequence = TritonSequence(
+            self.target.pool,
+            f"{self.options.job_id}-{unit.number}-{attempt}",
+            self.target.model,
+            self.target.sequence_idle_s,
         )
-        endpoint = self.target.pool.pick(self.options.job_id)
         try:
-            for index, output in zip(unit.inputs, unit.outputs, strict=True):
-                self._next_input[unit.number] = index
-                frame = await window.get(index)
-                inputs = await asyncio.to_thread(self._inputs, frame, index, info.fps)
-                if sequence is not None:
-                    restarts = sequence.restarts
-                    jpeg = await sequence.infer(inputs)
-                    if sequence.restarts != restarts:
-                        raise TritonError("model_error", "the sequence was restarted: its state is gone")
-                else:
-                    jpeg = await self.target.pool.infer(endpoint, self.target.model, inputs)
-                if jpeg is None:
-                    raise TritonError("model_error", f"the model answered frame {index} without an image")
-                if output != NO_OUTPUT and output not in self._have:
-                    await self._deliver(output, jpeg)
+            await self._stream(unit, sequence, window, info)
         finally:
-            if sequence is not None:
-                await sequence.end()
+            await sequence.end()
+
+    async def _stream(self, unit: Unit, sequence: TritonSequence, window: FrameWindow, info: InputInfo) -> None:
+        """The unit's frames through its sequence. The stream batch answers each accepted frame with
+        the frame accepted `lag` frames before, so outputs are matched by accepted frames; a refused
+        frame stands in for itself, and the last frames are flushed with repeats if refusals left
+        them inside the stream."""
+        lag = self.plan.lag
+        inside: deque[int] = deque()
+        """Output frames of the inputs accepted so far whose answers have not come yet."""
+        calls = [(unit.inputs[p], unit.target_of_input(p, lag)) for p in range(len(unit.inputs))]
+        flushes, last_accepted = 0, unit.inputs[-1]
+        while calls or (max(inside, default=NO_OUTPUT) != NO_OUTPUT and flushes < 2 * lag + 2):
+            if calls:
+                index, target = calls.pop(0)
+            else:  # a refusal held the stream back: repeat the last accepted frame until the kept ones are out
+                index, target, flushes = last_accepted, NO_OUTPUT, flushes + 1
+            frame = await window.get(index)
+            jpeg = await self._call_in_sequence(sequence, await asyncio.to_thread(self._inputs, frame, index, info.fps))
+            if jpeg is None:  # refused twice; the stream's state is as it was
+                if target != NO_OUTPUT and target not in self._have:
+                    await self._stand_in_frame(target, frame, "the model refused it twice")
+                continue
+            inside.append(target)
+            last_accepted = index
+            if len(inside) > lag:
+                done = inside.popleft()
+                if done != NO_OUTPUT and done not in self._have:
+                    await self._deliver(done, jpeg)
+        for left in inside:  # only after repeated refusals at the very end
+            if left != NO_OUTPUT and left not in self._have:
+                await self._stand_in_frame(left, await window.get(left), "the stream ended early")
+
+    async def _call(self, inputs: list) -> bytes:
+        endpoint = self.target.pool.pick(self.options.job_id)
+        jpeg = await self.target.pool.infer(endpoint, self.target.model, inputs)
+        if jpeg is None:
+            raise TritonError("model_error", "the model answered without an image")
+        return jpeg
+
+    async def _call_in_sequence(self, sequence: TritonSequence, inputs: list) -> bytes | None:
+        """One frame of a sequence. A frame the model refuses changes no state (before START, the
+        next frame starts the sequence), so it is sent once more and then skipped (None); any
+        other failure loses the state and ends the unit."""
+        for attempt in (1, 2):
+            started, restarts = sequence.started, sequence.restarts
+            try:
+                jpeg = await sequence.infer(inputs)
+            except TritonError as exc:
+                if not exc.refused:
+                    raise
+                if attempt == 2:
+                    return None
+                continue
+            if started and sequence.restarts != restarts:
+                raise TritonError("model_error", "the sequence was restarted: its state is gone")
+            if jpeg is None:
+                raise TritonError("model_error", "the model answered without an image")
+            return jpeg
+        return None
 
     def _inputs(self, frame: np.ndarray, index: int, fps: Fraction) -> list:
         params = dict(self.params)
@@ -340,10 +389,11 @@ class RestyleJob:
     async def _stand_in(self, unit: Unit, window: FrameWindow, reason: str) -> None:
         """After the retry failed too: the input frame takes each missing output's place."""
         for index in unit.kept:
-            if index in self._have:
-                continue
-            frame = await window.get(index)
-            message = f"frame {index} failed twice ({reason}); the input frame stands in"
-            log.warning(message)
-            self.problems.append(Problem(index, message))
-            await self._deliver(index, await asyncio.to_thread(encode_jpeg, frame, self.options.jpeg_quality))
+            if index not in self._have:
+                await self._stand_in_frame(index, await window.get(index), reason)
+
+    async def _stand_in_frame(self, index: int, frame: np.ndarray, reason: str) -> None:
+        message = f"frame {index} failed twice ({reason}); the input frame stands in"
+        log.warning(message)
+        self.problems.append(Problem(index, message))
+        await self._deliver(index, await asyncio.to_thread(encode_jpeg, frame, self.options.jpeg_quality))

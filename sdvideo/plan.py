@@ -32,10 +32,17 @@ class Unit:
     def kept(self) -> list[int]:
         return [index for index in self.outputs if index != NO_OUTPUT]
 
+    def target_of_input(self, position: int, lag: int) -> int:
+        """The output frame the input sent at `position` becomes (NO_OUTPUT for warm-up and tail)."""
+        answer = position + lag
+        return self.outputs[answer] if answer < len(self.outputs) else NO_OUTPUT
+
 
 @dataclass(frozen=True)
 class CanvasPlan:
     """Every frame fully denoised on its own: deterministic per seed, any order."""
+
+    lag: int = 0
 
     def units(self, total: int) -> Iterator[Unit]:
         for index in range(total):

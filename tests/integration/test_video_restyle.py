@@ -114,20 +114,25 @@ def test_resume_refuses_other_settings(triton_server: TritonServer, clip: Path, 
     assert "made with other params" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("mode", ["canvas", "realtime"])
 def test_a_failing_frame_is_retried_then_reported_and_the_run_goes_on(
-    triton_server: TritonServer, clip: Path, tmp_path: Path, capsys
+    triton_server: TritonServer, clip: Path, tmp_path: Path, capsys, mode: str
 ) -> None:
-    """A prompt past the tokenizer's limit passes the schema but the model refuses it: seconds 1 to 2 fail."""
+    """A prompt past the tokenizer's limit passes the schema but the model refuses it: seconds 1 to 2 fail.
+    A realtime sequence goes on past a refused frame (its state is intact), so only those frames stand in."""
     too_long = " ".join(["a blue circle"] * 40)
     schedule = tmp_path / "schedule.json"
     schedule.write_text(json.dumps({"0": PROMPT, "1": too_long, "2": PROMPT}))
     output = tmp_path / "out.mp4"
-    assert main(restyle(triton_server, str(clip), str(output), "--schedule", str(schedule))) == 0
+    args = ("--schedule", str(schedule), "--mode", mode, "--segment-frames", "20")
+    assert main(restyle(triton_server, str(clip), str(output), *args)) == 0
     err = capsys.readouterr().err
     failed = sorted(int(line.split("frame ")[1].split()[0]) for line in err.splitlines() if "failed twice" in line)
     assert failed == list(range(12, 24))
-    assert "tokens" in err
-    assert len(decoded_frames(output)) == 48
+    assert "tokens" in err or "refused it twice" in err
+    frames = decoded_frames(output)
+    assert len(frames) == 48
+    assert circle_x(frames[30]) is not None  # after the refused second the restyle goes on
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,8 @@ def test_realtime_keeps_every_frame_once_from_the_call_lag_frames_later(
         for position, output in enumerate(unit.outputs):
             if output != NO_OUTPUT:  # the answer to a call is the frame sent `lag` calls earlier
                 assert unit.inputs[position - lag] == output
+        targets = [unit.target_of_input(position, lag) for position in range(len(unit.inputs))]
+        assert [t for t in targets if t != NO_OUTPUT] == unit.kept  # what each input sent becomes
         first_kept = unit.outputs.index(unit.kept[0])
         assert first_kept >= min(lag + warmup, lag + unit.kept[0])  # warm-up before the segment's first frame
         assert all(0 <= index < total for index in unit.inputs)
