@@ -20,6 +20,7 @@ COPY pyproject.toml README.md ./
 COPY sdconfig/ sdconfig/
 COPY sdcontract/ sdcontract/
 COPY frontends/ frontends/
+COPY sdvideo/ sdvideo/
 COPY config.yaml ./
 
 # The project's packages, installed editable as in the local run. pyproject.toml lists every

@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ",".join(settings.triton.urls),
     )
     web.run_app(
-        create_app(settings),
+        create_app(settings, config_file=Path(args.config) if args.config else None),
         host=server.host,
         port=server.port,
         ssl_context=ssl_context,

@@ -6,8 +6,10 @@ Route map (mode is realtime or canvas, for each mode this process serves):
     GET  /api/{mode}/settings           model facts + the mode's performance settings
     WS   /api/ws/{user_id}, GET /api/stream/{user_id}, GET /api/settings
                                         deprecated aliases of the realtime routes
+    POST /api/video/jobs, GET /api/video/jobs/{job_id}[/preview|/result], GET /api/video/settings
+                                        restyling uploaded clips (frontends/video_routes.py)
     GET  /healthz  /readyz  /metrics
-    GET  /  /realtime  /canvas  /static/...   the pages in frontends/web/
+    GET  /  /realtime  /canvas  /video  /static/...   the pages in frontends/web/
 
 Every answer gets the security headers; with server.security.access_token set, /api/* and /metrics
 need the token (frontends/security.py, docs/security.md).
@@ -19,11 +21,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 
 from aiohttp import web
 
 from frontends import health, legacy
-from frontends.app_keys import CLIENTS_KEY, METRICS_KEY, REGISTRY_KEY, SERVICES_KEY, SETTINGS_KEY, Services
+from frontends.app_keys import (
+    CLIENTS_KEY,
+    CONFIG_FILE_KEY,
+    METRICS_KEY,
+    REGISTRY_KEY,
+    SERVICES_KEY,
+    SETTINGS_KEY,
+    Services,
+)
 from frontends.client_limits import ClientLimits
 from frontends.demo_frames import DemoFrames
 from frontends.facts_cache import FactsCache
@@ -36,8 +47,9 @@ from frontends.registry import SessionRegistry
 from frontends.security import security_headers, token_middleware
 from frontends.timeouts import check_sequence_idle
 from frontends.triton_client import TritonError, TritonPool
+from frontends.video_routes import add_video_routes
 from frontends.ws_route import ws_handler
-from sdconfig import MODES, Mode, Settings
+from sdconfig import MODES, Mode, Settings, config_path
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +58,13 @@ USER = "{user_id:[^/]*}"
 SHUTDOWN_CLOSE_WAIT_S = 5.0
 
 
-def create_app(settings: Settings, modes: Sequence[Mode] | None = None) -> web.Application:
-    """An app serving `modes` (default: settings.server.modes) against settings.triton.urls."""
+def create_app(
+    settings: Settings, modes: Sequence[Mode] | None = None, config_file: Path | None = None
+) -> web.Application:
+    """An app serving `modes` (default: settings.server.modes) against settings.triton.urls.
+
+    `config_file` (default: config_path()) anchors relative paths such as video.jobs_dir.
+    """
     served: tuple[Mode, ...] = tuple(modes or settings.server.modes)
     server = settings.server
     security = server.security
@@ -57,11 +74,13 @@ def create_app(settings: Settings, modes: Sequence[Mode] | None = None) -> web.A
     app[METRICS_KEY] = FrontendMetrics({mode: settings.performance(mode).target_latency_ms / 1000 for mode in MODES})
     app[REGISTRY_KEY] = SessionRegistry(server.max_sessions_per_mode, server.duplicate_user)
     app[CLIENTS_KEY] = ClientLimits(security.max_sessions_per_client, security.max_messages_per_second_per_client)
+    app[CONFIG_FILE_KEY] = (config_file or config_path()).resolve()
     app.cleanup_ctx.append(_triton_context(served))
     app.on_shutdown.append(_close_sessions)
     app.on_response_prepare.append(legacy.mark_deprecated)
     app.on_response_prepare.append(security_headers(security))
     _add_routes(app, served)
+    add_video_routes(app, served)
     return app
 
 

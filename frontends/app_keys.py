@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -12,6 +13,7 @@ from frontends.image_pool import ImagePool
 from frontends.metrics import FrontendMetrics
 from frontends.registry import SessionRegistry
 from frontends.triton_client import TritonPool
+from frontends.video_jobs import VideoJobs
 from sdconfig import Mode, Settings
 
 
@@ -35,3 +37,7 @@ SERVICES_KEY = web.AppKey("services", Services)
 """Set by the Triton client's cleanup context once the event loop runs (gRPC channels bind to it)."""
 DEPRECATED_KEY = web.RequestKey("deprecated_successor", str)
 """On a request through a legacy alias: the path that replaces it (sets the Deprecation header)."""
+CONFIG_FILE_KEY = web.AppKey("config_file", Path)
+"""The settings' file: relative paths in it (video.jobs_dir) are taken from its folder."""
+VIDEO_JOBS_KEY = web.AppKey("video_jobs", VideoJobs)
+"""The /video page's jobs (frontends/video_jobs.py); set by its cleanup context."""

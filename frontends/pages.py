@@ -1,4 +1,4 @@
-"""The two pages and their files, served from frontends/web/ as they are (no build step).
+"""The pages and their files, served from frontends/web/ as they are (no build step).
 
 `/static/` goes through aiohttp's static resource with follow_symlinks=False, which resolves the
 path and refuses anything outside the folder (no `..` traversal, no symlink escape).
@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent / "web"
 INDEX_PAGE = "index.html"
 MODE_PAGES: dict[str, str] = {"realtime": "realtime.html", "canvas": "canvas.html"}
+VIDEO_PAGE = "video.html"
+"""Restyling a clip runs through either mode, so the page is served with any of them."""
 
 
 def _page(path: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -36,6 +38,7 @@ def add_pages(app: web.Application, modes: Iterable[Mode], web_dir: Path = WEB_D
     app.router.add_get("/", _page(web_dir / INDEX_PAGE))
     for mode in modes:
         app.router.add_get(f"/{mode}", _page(web_dir / MODE_PAGES[mode]))
+    app.router.add_get("/video", _page(web_dir / VIDEO_PAGE))
     if web_dir.is_dir():
         app.router.add_static("/static/", web_dir, follow_symlinks=False, name="static")
     else:

@@ -333,6 +333,34 @@ class TritonConfig(_Strict):
     thread per core each starve one another when both are busy."""
 
 
+class VideoConfig(_Strict):
+    """Restyling video files and image sequences: `python -m sdvideo` and the /video page."""
+
+    in_flight: int = Field(4, ge=1, le=64)
+    """Calls a job keeps in flight: canvas frames at once (Triton batches them), realtime segments side by side."""
+    segment_frames: int = Field(96, ge=1)
+    """Realtime: frames per Triton sequence. Each segment is restarted whole on resume, so resumed
+    and uninterrupted runs give the same output (sdvideo/plan.py)."""
+    warmup_frames: int = Field(8, ge=0)
+    """Realtime: frames a segment's sequence sees before its first kept output, so its stream
+    batch has settled when the segment begins."""
+    jpeg_quality: int = Field(95, ge=1, le=100)
+    """Of the frames the model returns, before they are encoded into the output video."""
+    jobs_dir: str = "run/video-jobs"
+    """Where the page's jobs keep their upload and result, one random-named folder each
+    (relative to the config file's folder)."""
+    max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    """Largest clip the page accepts."""
+    max_duration_s: float = Field(60.0, gt=0)
+    """Longest clip (seconds) the page accepts."""
+    max_frames: int = Field(3000, ge=1)
+    """Most frames a clip (or its frame rate times its length) may have on the page."""
+    max_concurrent_jobs: int = Field(2, ge=1)
+    """Page jobs running at once; an upload beyond it is refused with 429 until one finishes."""
+    job_ttl_s: float = Field(3600.0, gt=0)
+    """A finished page job's files are deleted this long after it ended."""
+
+
 class Settings(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
@@ -340,6 +368,7 @@ class Settings(_Strict):
     canvas: CanvasSection = Field(default_factory=CanvasSection)
     server: ServerConfig = Field(default_factory=ServerConfig)
     triton: TritonConfig = Field(default_factory=TritonConfig)
+    video: VideoConfig = Field(default_factory=VideoConfig)
 
     def variant(self, mode: Mode) -> VariantPipelineConfig:
         return self.realtime.pipeline if mode == "realtime" else self.canvas.pipeline
