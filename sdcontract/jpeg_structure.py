@@ -9,10 +9,13 @@ interval of a scan is there. Searching the entropy-coded bytes uses `re` (C spee
 8 MiB stream costs milliseconds.
 
 A sequential scan cut inside its entropy-coded data, with no restart markers, is structurally
-whole; only its decoder notices, by running out of bits. So a sequential image is decoded twice at
-1/8 scale (DC only, a fraction of a full decode): as sent, and with zero bytes inserted before
-its end marker. A whole scan ignores bytes after its last block and decodes the same; a cut one
-is starved as sent (its missing blocks flat gray) and fed by the zeros, and the two differ.
+whole; only its decoder notices, by running out of bits. So the image is decoded twice (sequential
+at 1/8 scale, DC only, a fraction of a full decode; progressive, whose last scan usually refines
+AC coefficients, at full scale): as sent, and with zero bytes inserted before its end marker. A
+whole scan ignores bytes after its last block and decodes the same; a cut one is starved as sent
+(its missing blocks flat gray) and fed by the zeros, and the two differ. Still passed: a cut within
+the last block or two (nothing visible is missing) and flat mid-gray pictures (starved and fed
+decode alike).
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def check_jpeg_complete(data: bytes) -> None:
         if marker == 0xD9:
             _check_coverage(frame)
             assert frame is not None
-            if not frame.progressive and _starved(data, frame.last_scan_end):
+            if _starved(data, frame.last_scan_end, frame.progressive):
                 raise Incomplete("JPEG image is truncated: its last scan ends before its last block")
             return
         if marker in _STANDALONE:
@@ -139,18 +142,20 @@ def _walk_scan(data: bytes, pos: int, frame: _Frame, header: bytes, restart: int
     return frame.last_scan_end
 
 
-def _starved(data: bytes, scan_end: int) -> bool:
-    """Whether feeding the last scan more bits changes its DC-only decode (see the module docstring)."""
+def _starved(data: bytes, scan_end: int, progressive: bool) -> bool:
+    """Whether feeding the last scan more bits changes its decode (see the module docstring)."""
     fed = data[:scan_end] + _FEED + data[scan_end:]
     try:
-        return _dc_preview(data) != _dc_preview(fed)
+        return _preview(data, progressive) != _preview(fed, progressive)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return False  # not decodable at all: the decode that follows reports it
 
 
-def _dc_preview(data: bytes) -> bytes:
+def _preview(data: bytes, full: bool) -> bytes:
+    """The decode at 1/8 scale (DC only); `full`: at full scale, where a progressive last scan's ACs show."""
     with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
-        image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+        if not full:
+            image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
         return image.tobytes()
 
 

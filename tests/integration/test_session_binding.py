@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -183,3 +184,22 @@ def test_a_demo_protocol_client_keeps_its_stream_by_address_and_a_stranger_does_
     greeting, own_status, stranger = asyncio.run(scenario())
     assert greeting["status"] == "connected" and greeting["message"] == "Connected" and greeting["session_key"]
     assert (own_status, stranger) == (200, 404)
+
+
+def test_the_access_log_never_shows_a_session_key(triton_server, caplog) -> None:
+    async def scenario() -> str:
+        async with serve_in_process(triton_server.settings) as base, aiohttp.ClientSession() as http:
+            owner = await opened(http, base, "canvas", "logged-key")
+            async with http.get(owner.stream_url) as stream:
+                assert stream.status == 200
+            again = await opened(http, base, "canvas", "logged-key", session_key=owner.session_key)
+            await again.close()
+            await owner.close()
+            return owner.session_key or ""
+
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        key = asyncio.run(scenario())
+    lines = [record.getMessage() for record in caplog.records if record.name == "aiohttp.access"]
+    assert any("/api/canvas/stream/logged-key?session_key=REDACTED" in line for line in lines), lines
+    assert any("/api/canvas/ws/logged-key?session_key=REDACTED" in line for line in lines), lines
+    assert key and not any(key in line for line in lines)
