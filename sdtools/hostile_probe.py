@@ -1,10 +1,13 @@
 """Does one client sending costly images slow anybody else? Measured on a running stack.
 
-For each hostile input (sdtools.hostile_images) one phase runs N ordinary realtime sessions
-(sdtools.load_clients) while one more client, from another loopback address (127.0.0.2, so the
-per-address limits do not mix the two), sends that input again and again, each time waiting for
-its answer. Throughout, /healthz is polled every 50 ms. Phases without a hostile client run first
-and last, so "with" and "without" are measured side by side in one run on one machine.
+For each hostile input (sdtools.hostile_images) two phases run back to back, each with N
+ordinary realtime sessions (sdtools.load_clients): one without, then one while one more client,
+from another loopback address (127.0.0.2, so the per-address limits do not mix the two), sends
+that input again and again, each time waiting for its answer (at most --hostile-fps a second;
+0: as fast as it is answered). Throughout, /healthz is polled every 50 ms. So "with" and
+"without" are measured side by side, minutes apart at most, in one run on one machine; the
+ratio of their p95 is the figure to read. On a small machine the probe's own sending competes
+for the CPU with the server, which the ratio includes.
 
 Reported per phase: the worst /healthz answer time, the p50/p95 frame latency of the ordinary
 sessions (from sending a frame to its MJPEG part), their answered frames, and what the hostile
@@ -61,8 +64,8 @@ async def watch_health(base: str, stop: asyncio.Event) -> list[float]:
     return times
 
 
-async def send_hostile(base: str, image: HostileImage, deadline: float, result: PhaseResult) -> None:
-    """Send `image` as often as the server answers, until the deadline; record what it said."""
+async def send_hostile(base: str, image: HostileImage, deadline: float, fps: float, result: PhaseResult) -> None:
+    """Send `image` as often as the server answers (at most `fps` a second), until the deadline."""
     connector = aiohttp.TCPConnector(local_addr=(HOSTILE_ADDRESS, 0))
     async with aiohttp.ClientSession(connector=connector) as http:
         client = ProtocolClient(http, base, image.mode, f"hostile-{int(time.time() * 1000) % 10**9}")
@@ -72,6 +75,7 @@ async def send_hostile(base: str, image: HostileImage, deadline: float, result: 
             return
         try:
             while time.monotonic() < deadline:
+                sent_at = time.monotonic()
                 await client.send_frame(image.data)
                 result.hostile_sent += 1
                 while (message := await client.next_message(wait_s=300))["status"] != "send_frame":
@@ -82,6 +86,8 @@ async def send_hostile(base: str, image: HostileImage, deadline: float, result: 
                         result.hostile_refused += 1
                         if message["message"] not in result.hostile_said:
                             result.hostile_said.append(message["message"])
+                if fps > 0:
+                    await asyncio.sleep(max(0.0, sent_at + 1 / fps - time.monotonic()))
         finally:
             await client.close()
 
@@ -90,7 +96,9 @@ def _ms(value: float | None) -> float | None:
     return round(value * 1000, 1) if value is not None else None
 
 
-async def run_phase(base: str, name: str, clients: int, seconds: float, image: HostileImage | None) -> PhaseResult:
+async def run_phase(
+    base: str, name: str, clients: int, seconds: float, image: HostileImage | None, fps: float
+) -> PhaseResult:
     settings = fetch_json(f"{base}/api/realtime/settings")
     frames = encode_frames(settings["info"]["width"], settings["info"]["height"])
     stop = asyncio.Event()
@@ -100,7 +108,7 @@ async def run_phase(base: str, name: str, clients: int, seconds: float, image: H
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         plan = Plan(http, base, frames, started + seconds, max_frames=100_000)
         sessions = [realtime_client(plan, f"probe-{name[:8].replace(' ', '-')}-{i}", 5.0) for i in range(clients)]
-        hostile = [send_hostile(base, image, started + seconds, result)] if image is not None else []
+        hostile = [send_hostile(base, image, started + seconds, fps, result)] if image is not None else []
         outcomes = await asyncio.gather(*sessions, *hostile)
     stop.set()
     polls = await health
@@ -114,18 +122,18 @@ async def run_phase(base: str, name: str, clients: int, seconds: float, image: H
     return result
 
 
-async def probe(base: str, clients: int, seconds: float) -> list[PhaseResult]:
+async def probe(base: str, clients: int, seconds: float, fps: float) -> list[tuple[PhaseResult, PhaseResult]]:
+    """Per hostile input: (the phase without it, the phase with it)."""
     info = fetch_json(f"{base}/api/canvas/settings")["info"]
     print(f"building the hostile inputs (model {info['width']}x{info['height']})...", flush=True)
     inputs = probe_inputs(info["width"], info["height"])
-    phases: list[tuple[str, HostileImage | None]] = [("no hostile client", None)]
-    phases += [(f"{image.name} ({len(image.data) // 1000} KB, {image.mode})", image) for image in inputs]
-    phases.append(("no hostile client, again", None))
-    results = []
-    for number, (name, image) in enumerate(phases, 1):
-        print(f"phase {number}/{len(phases)}: {name}, {seconds:g} s...", flush=True)
-        results.append(await run_phase(base, name, clients, seconds, image))
-    return results
+    pairs = []
+    for number, image in enumerate(inputs, 1):
+        name = f"{image.name} ({len(image.data) // 1000} KB, {image.mode})"
+        print(f"input {number}/{len(inputs)}: {name}: {seconds:g} s without, {seconds:g} s with...", flush=True)
+        without = await run_phase(base, "without", clients, seconds, None, fps)
+        pairs.append((without, await run_phase(base, name, clients, seconds, image, fps)))
+    return pairs
 
 
 def print_table(results: list[PhaseResult], clients: int) -> None:
@@ -166,6 +174,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=TEST_CONFIG, help="config of the stack it starts")
     parser.add_argument("--clients", type=int, default=4, help="ordinary realtime sessions per phase (1-7)")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each phase (2-300)")
+    parser.add_argument("--hostile-fps", type=float, default=0.0, help="hostile frames a second at most (0: no cap)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument(
         "--logs", type=Path, default=REPO_ROOT / "logs" / "hostile_probe", help="the started stack's logs"
@@ -186,12 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.url:
         require_loopback(args.url)
-        results = asyncio.run(probe(args.url.rstrip("/"), args.clients, args.seconds))
+        results = asyncio.run(probe(args.url.rstrip("/"), args.clients, args.seconds, args.hostile_fps))
     else:
         print(f"starting Triton and the frontends ({args.config}); logs in {args.logs}", flush=True)
         with local_stack(args.logs, args.config) as stack:
-            results = asyncio.run(probe(stack.base_url, args.clients, args.seconds))
+            results = asyncio.run(probe(stack.base_url, args.clients, args.seconds, args.hostile_fps))
     print_table(results, args.clients)
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
+        args.json.write_text(json.dumps([{"without": asdict(a), "with": asdict(b)} for a, b in results], indent=2))
     return 0
