@@ -3,11 +3,13 @@
 For each hostile input (sdtools.hostile_images) two phases run back to back, each with N
 ordinary realtime sessions (sdtools.load_clients): one without, then one while one more client,
 from another loopback address (127.0.0.2, so the per-address limits do not mix the two), sends
-that input again and again, each time waiting for its answer (at most --hostile-fps a second;
-0: as fast as it is answered). Throughout, /healthz is polled every 50 ms. So "with" and
-"without" are measured side by side, minutes apart at most, in one run on one machine; the
-ratio of their p95 is the figure to read. On a small machine the probe's own sending competes
-for the CPU with the server, which the ratio includes.
+that input again and again, each time waiting for its answer, at --hostile-fps (default 100 a
+second: just under server.max_messages_per_second, 120, so that no frame is refused for its rate
+alone; a client sending faster is closed for flooding, 1008, within a fraction of a second).
+Throughout, /healthz is polled every 50 ms. So "with" and "without" are measured side by side,
+minutes apart at most, in one run on one machine; the ratio of their p95 is the figure to read.
+On a small machine the probe's own sending competes for the CPU with the server, which the
+ratio includes.
 
 Reported per phase: the worst /healthz answer time, the p50/p95 frame latency of the ordinary
 sessions (from sending a frame to its MJPEG part), their answered frames, and what the hostile
@@ -174,7 +176,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=TEST_CONFIG, help="config of the stack it starts")
     parser.add_argument("--clients", type=int, default=4, help="ordinary realtime sessions per phase (1-7)")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each phase (2-300)")
-    parser.add_argument("--hostile-fps", type=float, default=0.0, help="hostile frames a second at most (0: no cap)")
+    parser.add_argument(
+        "--hostile-fps", type=float, default=100.0, help="hostile frames a second at most (0: as fast as answered)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument(
         "--logs", type=Path, default=REPO_ROOT / "logs" / "hostile_probe", help="the started stack's logs"
