@@ -33,7 +33,7 @@ import aiohttp
 from frontends.client import ProtocolClient
 from sdtools.hostile_images import HostileImage, probe_inputs
 from sdtools.load_benchmark import fetch_json, require_loopback
-from sdtools.load_clients import Plan, encode_frames, realtime_client
+from sdtools.load_clients import STALLED, Plan, encode_frames, realtime_client
 from sdtools.local_stack import REPO_ROOT, TEST_CONFIG, local_stack
 
 HEALTH_EVERY_S = 0.05
@@ -51,6 +51,8 @@ class PhaseResult:
     hostile_sent: int = 0
     hostile_refused: int = 0
     hostile_said: list[str] = field(default_factory=list)
+    stalled: list[str] = field(default_factory=list)
+    """Ordinary sessions that heard nothing for the whole phase and its drain (a frozen server)."""
 
 
 async def watch_health(base: str, stop: asyncio.Event) -> list[float]:
@@ -115,6 +117,7 @@ async def run_phase(
     stop.set()
     polls = await health
     latencies = sorted(x for outcome in outcomes[:clients] for x in outcome.latencies)
+    result.stalled = [error for outcome in outcomes[:clients] for error in outcome.errors if error.startswith(STALLED)]
     cuts = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else None
     result.healthz_worst_ms = _ms(max(polls)) or 0.0
     result.healthz_polls = len(polls)
@@ -138,23 +141,31 @@ async def probe(base: str, clients: int, seconds: float, fps: float) -> list[tup
     return pairs
 
 
-def print_table(results: list[PhaseResult], clients: int) -> None:
-    print(f"\n{clients} realtime sessions per phase; frame latency = frame sent to its MJPEG part")
+def print_table(pairs: list[tuple[PhaseResult, PhaseResult]], clients: int) -> None:
+    print(f"\n{clients} realtime sessions per phase; latency (ms) = frame sent to its MJPEG part; without|with")
     header = (
-        f"{'phase':58s} {'healthz worst':>13s} {'p50':>8s} {'p95':>8s} {'frames':>7s} {'hostile sent/refused':>21s}"
+        f"{'hostile input':50s} {'healthz worst':>15s} {'p50':>15s} {'p95':>15s} {'p95 ratio':>9s} "
+        f"{'frames':>11s} {'sent/refused':>13s}"
     )
     print(header)
     print("-" * len(header))
-    for r in results:
-        hostile = f"{r.hostile_sent}/{r.hostile_refused}" if r.hostile_sent else "-"
+    for without, with_ in pairs:
+        ratio = f"{with_.p95_ms / without.p95_ms:.2f}" if with_.p95_ms and without.p95_ms else "-"
+        frames = f"{without.frames_answered}|{with_.frames_answered}"
+        hostile = f"{with_.hostile_sent}/{with_.hostile_refused}"
         print(
-            f"{r.phase[:58]:58s} {r.healthz_worst_ms:>10.1f} ms {_cell(r.p50_ms):>8s} {_cell(r.p95_ms):>8s} "
-            f"{r.frames_answered:>7d} {hostile:>21s}"
+            f"{with_.phase[:50]:50s} {_pair(without.healthz_worst_ms, with_.healthz_worst_ms):>15s} "
+            f"{_pair(without.p50_ms, with_.p50_ms):>15s} {_pair(without.p95_ms, with_.p95_ms):>15s} {ratio:>9s} "
+            f"{frames:>11s} {hostile:>13s}"
         )
-    print("\nwhat the hostile client was told:")
-    for r in results:
-        for said in r.hostile_said[:2]:
-            print(f"  {r.phase[:40]}: {said[:150]}")
+    print("\nwhat the hostile client was told, and sessions that waited past the drain:")
+    for _, with_ in pairs:
+        for said in with_.hostile_said[:2] + with_.stalled[:1]:
+            print(f"  {with_.phase[:40]}: {said[:150]}")
+
+
+def _pair(without: float | None, with_: float | None) -> str:
+    return f"{_cell(without)}|{_cell(with_)}"
 
 
 def _cell(value: float | None) -> str:
@@ -204,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"starting Triton and the frontends ({args.config}); logs in {args.logs}", flush=True)
         with local_stack(args.logs, args.config) as stack:
             results = asyncio.run(probe(stack.base_url, args.clients, args.seconds, args.hostile_fps))
-    print_table(results, args.clients)
     if args.json:
         args.json.write_text(json.dumps([{"without": asdict(a), "with": asdict(b)} for a, b in results], indent=2))
+    print_table(results, args.clients)
     return 0
