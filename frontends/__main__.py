@@ -16,8 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from frontends.app import create_app
-from frontends.security import RedactingAccessLogger
+from frontends.app import create_app, runner_options
 from frontends.tls import server_ssl_context
 from sdconfig import MODES, ConfigError, Settings, config_path, load_settings
 
@@ -77,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=server.host,
         port=server.port,
         ssl_context=ssl_context,
-        access_log_class=RedactingAccessLogger,
+        **runner_options(settings),
         print=None,
         shutdown_timeout=10.0,
     )

@@ -12,7 +12,8 @@ Route map (mode is realtime or canvas, for each mode this process serves):
     GET  /  /realtime  /canvas  /video  /static/...   the pages in frontends/web/
 
 Every answer gets the security headers; with server.security.access_token set, /api/* and /metrics
-need the token (frontends/security.py, docs/security.md).
+need the token (frontends/security.py, docs/security.md). Before anything, the Host must be one this
+server is known by (frontends/allowed_hosts.py).
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from frontends import health, legacy
+from frontends.allowed_hosts import host_middleware
 from frontends.app_keys import (
     CLIENTS_KEY,
     CONFIG_FILE_KEY,
@@ -44,7 +47,7 @@ from frontends.mode_routes import queue_handler, settings_handler, stream_handle
 from frontends.pages import add_pages
 from frontends.protocol import CloseCode
 from frontends.registry import SessionRegistry
-from frontends.security import security_headers, token_middleware
+from frontends.security import RedactingAccessLogger, security_headers, token_middleware
 from frontends.timeouts import check_sequence_idle
 from frontends.triton_client import TritonError, TritonPool
 from frontends.video_routes import add_video_routes
@@ -68,11 +71,15 @@ def create_app(
     served: tuple[Mode, ...] = tuple(modes or settings.server.modes)
     server = settings.server
     security = server.security
-    middlewares = [token_middleware(security.access_token)] if security.access_token else []
+    middlewares = [host_middleware(security)]
+    if security.access_token:
+        middlewares.append(token_middleware(security.access_token))
     app = web.Application(client_max_size=server.max_http_body_bytes, middlewares=middlewares)
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = FrontendMetrics({mode: settings.performance(mode).target_latency_ms / 1000 for mode in MODES})
-    app[REGISTRY_KEY] = SessionRegistry(server.max_sessions_per_mode, server.duplicate_user)
+    app[REGISTRY_KEY] = SessionRegistry(
+        server.max_sessions_per_mode, server.duplicate_user, security.session_address_fallback
+    )
     app[CLIENTS_KEY] = ClientLimits(security.max_sessions_per_client, security.max_messages_per_second_per_client)
     app[CONFIG_FILE_KEY] = (config_file or config_path()).resolve()
     app.cleanup_ctx.append(_triton_context(served))
@@ -82,6 +89,16 @@ def create_app(
     _add_routes(app, served)
     add_video_routes(app, served)
     return app
+
+
+def runner_options(settings: Settings) -> dict[str, Any]:
+    """What web.run_app and web.AppRunner need besides the app.
+
+    aiohttp arms its keep-alive timer when a connection opens and after each answer, and closes the
+    connection when it fires while no complete request head has arrived (more bytes do not push it
+    back): with server.header_timeout_s as that timer, slowly sent headers cannot hold a connection.
+    """
+    return {"keepalive_timeout": settings.server.header_timeout_s, "access_log_class": RedactingAccessLogger}
 
 
 def _add_routes(app: web.Application, modes: tuple[Mode, ...]) -> None:

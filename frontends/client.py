@@ -2,7 +2,9 @@
 
 What the load benchmark and the tests speak, and a reference for anyone writing a client in
 another language: open `WS /api/{mode}/ws/{user_id}`, wait for "connected", open
-`GET /api/{mode}/stream/{user_id}`, then send binary frames (realtime: one per "send_frame").
+`GET /api/{mode}/stream/{user_id}?session_key=<its session_key>`, then send binary frames
+(realtime: one per "send_frame"). A reconnect that should replace a session still open passes
+that session's key on the WebSocket URL too.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from frontends.frame_codec import encode_frame
+from frontends.session_binding import SESSION_KEY_PARAM
 
 
 async def read_parts(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
@@ -48,11 +52,16 @@ async def read_parts(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
 class ProtocolClient:
     """One user's session. Server messages are queued in arrival order; `expect` takes them."""
 
-    def __init__(self, http: aiohttp.ClientSession, base_url: str, mode: str, user_id: str) -> None:
+    def __init__(
+        self, http: aiohttp.ClientSession, base_url: str, mode: str, user_id: str, session_key: str | None = None
+    ) -> None:
+        """`session_key`: of a session of this user_id still open that this connection should replace."""
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.mode = mode
         self.user_id = user_id
+        self.session_key = session_key
+        """Before connect: the key to present; after: this session's own, from its connected message."""
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.close_code: int | None = None
@@ -60,17 +69,25 @@ class ProtocolClient:
 
     @property
     def ws_url(self) -> str:
-        return f"{self.base_url}/api/{self.mode}/ws/{self.user_id}"
+        return self.with_key(f"{self.base_url}/api/{self.mode}/ws/{self.user_id}")
 
     @property
     def stream_url(self) -> str:
-        return f"{self.base_url}/api/{self.mode}/stream/{self.user_id}"
+        return self.with_key(f"{self.base_url}/api/{self.mode}/stream/{self.user_id}")
+
+    def with_key(self, url: str) -> str:
+        if self.session_key is None:
+            return url
+        return str(URL(url).update_query({SESSION_KEY_PARAM: self.session_key}))
 
     async def connect(self, **ws_options: Any) -> dict[str, Any]:
-        """Open the WebSocket; return the first message (normally {"status": "connected"})."""
+        """Open the WebSocket; return the first message (normally {"status": "connected", "session_key": ...})."""
         self.ws = await self.http.ws_connect(self.ws_url, **ws_options)
         self._pump = asyncio.create_task(self._receive())
-        return await self.messages.get()
+        first = await self.messages.get()
+        if first.get("status") == "connected" and isinstance(first.get("session_key"), str):
+            self.session_key = first["session_key"]
+        return first
 
     async def _receive(self) -> None:
         assert self.ws is not None

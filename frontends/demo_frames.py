@@ -16,9 +16,14 @@ from typing import Any, Literal
 from frontends import protocol
 from frontends.params import merged_params
 
-ENVELOPE_GREETING = (protocol.CONNECTED, protocol.SEND_FRAME)
-DEMO_GREETING = (protocol.message("connected", message="Connected"), protocol.WAIT, protocol.SEND_FRAME)
-"""What the demo's own server sends on connect."""
+
+def envelope_greeting(session_key: str) -> tuple[str, ...]:
+    return (protocol.connected(session_key), protocol.SEND_FRAME)
+
+
+def demo_greeting(session_key: str) -> tuple[str, ...]:
+    """What the demo's own server sends on connect, with the session key its pages ignore."""
+    return (protocol.connected(session_key, message="Connected"), protocol.WAIT, protocol.SEND_FRAME)
 
 
 @dataclass(frozen=True, slots=True)

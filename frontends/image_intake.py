@@ -18,10 +18,11 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from frontends.protocol import BadMessage
 from sdcontract.image_budget import OverBudget, check_budget
+from sdcontract.jpeg_structure import Incomplete, check_jpeg_complete
 
 ImageFormat = Literal["jpeg", "png", "webp"]
 _PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
@@ -46,10 +47,14 @@ def sniff_format(data: bytes) -> ImageFormat:
 
 
 def _check_complete(data: bytes, fmt: ImageFormat) -> None:
-    """Catch a truncated upload from its trailer, which decoders would otherwise pad with gray."""
+    """Catch a truncated upload, which decoders would otherwise pad with gray (JPEG: sdcontract/jpeg_structure.py)."""
     if fmt == "jpeg":
-        complete = b"\xff\xd9" in data[-64:]
-    elif fmt == "png":
+        try:
+            check_jpeg_complete(data)
+        except Incomplete as exc:
+            raise BadMessage(str(exc)) from None
+        return
+    if fmt == "png":
         complete = b"IEND" in data[-32:]
     else:
         (riff_size,) = struct.unpack_from("<I", data, 4)
@@ -59,17 +64,20 @@ def _check_complete(data: bytes, fmt: ImageFormat) -> None:
 
 
 def read_header(data: bytes, max_bytes: int, max_pixels: int, max_scans: int = 100) -> ImageHeader:
-    """Sniff, check completeness, the decode budget and the dimensions without decoding pixels."""
+    """Sniff, check the dimensions and the decode budget without decoding pixels, then completeness."""
     if len(data) > max_bytes:
         raise BadMessage(f"image is {len(data)} bytes; at most {max_bytes} are accepted (pipeline.max_image_bytes)")
     fmt = sniff_format(data)
-    _check_complete(data, fmt)
     try:
         with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as img:
             width, height = img.size
     except Image.DecompressionBombError:
         raise BadMessage(
             f"{fmt.upper()} image header claims far more than {max_pixels} pixels (pipeline.max_image_pixels)"
+        ) from None
+    except UnidentifiedImageError:  # its text names the BytesIO object, which tells the client nothing
+        raise BadMessage(
+            f"{fmt.upper()} image header does not parse: no valid {fmt.upper()} header follows its magic bytes"
         ) from None
     except Exception as exc:  # Pillow raises many types for a corrupt header
         raise BadMessage(f"{fmt.upper()} image header does not parse: {exc}") from None
@@ -84,6 +92,7 @@ def read_header(data: bytes, max_bytes: int, max_pixels: int, max_scans: int = 1
         check_budget(data, max_scans)
     except OverBudget as exc:
         raise BadMessage(str(exc)) from None
+    _check_complete(data, fmt)  # after the budget: the JPEG check decodes a little
     return ImageHeader(fmt, width, height)
 
 

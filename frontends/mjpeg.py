@@ -15,12 +15,15 @@ up; one that stops reading skips its oldest parts and never holds the session ba
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from frontends.slot import BoundedSlot, LatestSlot, SlotClosed
+
+log = logging.getLogger(__name__)
 
 BOUNDARY = "frame"
 CONTENT_TYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
@@ -115,8 +118,10 @@ async def serve_stream(
             if not part.written:
                 part.written = True
                 on_written(part)
-    except (SlotClosed, ConnectionResetError):
+    except SlotClosed:
         pass
+    except ConnectionError as exc:  # a reset while a write waited to drain is a plain ConnectionError
+        log.debug("MJPEG viewer %s left: %s", request.remote, exc)
     finally:
         watcher.cancel()
         hub.unsubscribe(slot)

@@ -12,6 +12,7 @@ from frontends.client_limits import held, over_limit
 from frontends.http_errors import json_error, user_id_of
 from frontends.mjpeg import Part, serve_stream
 from frontends.security import client_address
+from frontends.session_binding import SESSION_KEY_PARAM, presented_key
 from frontends.triton_client import TritonError
 from sdconfig import Mode
 
@@ -50,15 +51,22 @@ def queue_handler(mode: Mode) -> Handler:
 
 
 def stream_handler(mode: Mode) -> Handler:
-    """The MJPEG stream of one connected user's results; 404 while that user has no session."""
+    """The MJPEG stream of one connected user's results, for the holder of its session key.
+
+    404 alike for an id with no session and for one this request may not watch (session_binding.py).
+    """
 
     async def handle(request: web.Request) -> web.StreamResponse:
         user_id = user_id_of(request)
         services = request.app[SERVICES_KEY]
-        hub = services.registry.hub(mode, user_id)
+        security = services.settings.server.security
+        address = client_address(request, security.trusted_proxies)
+        hub = services.registry.hub(mode, user_id, presented_key(request), address)
         if hub is None:
             return json_error(
-                404, f"no {mode} session for user_id {user_id!r}: connect WS /api/{mode}/ws/{user_id} first"
+                404,
+                f"no {mode} session of user_id {user_id!r} for this client: connect WS /api/{mode}/ws/{user_id} "
+                f"first and pass the session_key of its connected message (?{SESSION_KEY_PARAM}=)",
             )
         metrics = services.metrics
 
@@ -69,8 +77,6 @@ def stream_handler(mode: Mode) -> Handler:
                 hub.first_shown = True
                 metrics.first_frame.labels(mode=mode).observe(now - part.session_started_at)
 
-        security = services.settings.server.security
-        address = client_address(request, security.trusted_proxies)
         with held(request.app[CLIENTS_KEY], address, "streams") as slot:
             if slot is None:
                 services.metrics.error(mode, "client_limit")

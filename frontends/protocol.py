@@ -4,7 +4,9 @@ Kept in one module so that the handler, the policies and the documentation agree
 an outside client is written against.
 
 Server -> client (text, one JSON object each):
-    {"status": "connected"}                       first, once
+    {"status": "connected", "session_key": "..."} first, once; the key opens this session's MJPEG
+                                                  stream and lets a reconnect replace it
+                                                  (frontends/session_binding.py)
     {"status": "send_frame"}                      ready for the next frame
     {"status": "wait"}                            busy (canvas: the pending queue is full)
     {"status": "error", "message": "..."}         a bad message or a failed inference; the session goes on
@@ -73,7 +75,10 @@ def message(status: str, **fields: Any) -> str:
     return json.dumps({"status": status, **fields}, separators=(",", ":"))
 
 
-CONNECTED = message("connected")
+def connected(session_key: str, **fields: Any) -> str:
+    return message("connected", **fields, session_key=session_key)
+
+
 SEND_FRAME = message("send_frame")
 WAIT = message("wait")
 PONG = message("pong")

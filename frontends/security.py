@@ -28,6 +28,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from frontends.http_errors import json_error
+from frontends.session_binding import SESSION_KEY_PARAM
 from sdconfig.schema import SecurityConfig
 
 log = logging.getLogger(__name__)
@@ -225,12 +226,15 @@ def security_headers(security: SecurityConfig) -> Callable[[web.Request, web.Str
 # --------------------------------------------------------------------------- access log
 
 
+SECRET_PARAMS = (TOKEN_PARAM, SESSION_KEY_PARAM)
+
+
 def redacted(request: web.BaseRequest) -> str:
-    """The request's path and query with the token's value hidden."""
+    """The request's path and query with the token's and session key's values hidden."""
     url = request.rel_url
-    if TOKEN_PARAM not in url.query:
+    if not any(name in url.query for name in SECRET_PARAMS):
         return str(url)
-    query = [(key, "REDACTED" if key == TOKEN_PARAM else value) for key, value in url.query.items()]
+    query = [(key, "REDACTED" if key in SECRET_PARAMS else value) for key, value in url.query.items()]
     return str(url.with_query(query))
 
 

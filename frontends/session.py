@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 
 from frontends import protocol
 from frontends.app_keys import Services
-from frontends.demo_frames import DEMO_GREETING, ENVELOPE_GREETING, DemoFrames
+from frontends.demo_frames import DemoFrames, demo_greeting, envelope_greeting
 from frontends.facts_cache import ModelFacts
 from frontends.frame_codec import parse_frame, parse_json
 from frontends.frame_steps import FrameSteps
@@ -30,6 +30,7 @@ from frontends.params import merged_params, validate_params
 from frontends.policies import POLICIES
 from frontends.protocol import BadMessage, CloseCode
 from frontends.rate_limit import RateLimiter
+from frontends.session_binding import Binding
 from frontends.triton_client import TritonError
 from sdconfig import Mode
 
@@ -47,6 +48,7 @@ class Session:
         mode: Mode,
         user_id: str,
         services: Services,
+        binding: Binding,
         client_rate: RateLimiter | None = None,
         demo: DemoFrames | None = None,
     ) -> None:
@@ -54,6 +56,8 @@ class Session:
         self.mode = mode
         self.user_id = user_id
         self.services = services
+        self.binding = binding
+        """Who else may watch or replace this session: its key, or its client address (session_binding.py)."""
         self.params: dict[str, Any] = {}
         settings = services.settings
         self.limiter = RateLimiter(settings.server.max_messages_per_second)
@@ -80,7 +84,8 @@ class Session:
         worker = asyncio.create_task(self.policy.run(), name=f"{self.mode}/{self.user_id} worker")
         worker.add_done_callback(self._worker_done)
         try:
-            for text in DEMO_GREETING if self.demo is not None else ENVELOPE_GREETING:
+            greeting = demo_greeting if self.demo is not None else envelope_greeting
+            for text in greeting(self.binding.key):
                 await self.send(text)
             self._reader = asyncio.create_task(self._read(), name=f"{self.mode}/{self.user_id} reader")
             with contextlib.suppress(asyncio.CancelledError):

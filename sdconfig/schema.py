@@ -229,6 +229,11 @@ DEFAULT_CSP = (
 WebSocket to their own host. Nothing inline, nothing from elsewhere, never inside a frame."""
 
 
+_LABEL = r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?"
+ALLOWED_HOST_PATTERN = re.compile(rf"^\.?{_LABEL}(\.{_LABEL})*\.?$|^[0-9a-f:.]+$")
+"""A DNS name (a leading dot: the domain and its subdomains), an IPv4 or an IPv6 address."""
+
+
 class SecurityConfig(_Strict):
     """What protects the frontends from the open internet; docs/security.md explains each key."""
 
@@ -250,6 +255,13 @@ class SecurityConfig(_Strict):
     peer address is the client."""
     content_security_policy: str = DEFAULT_CSP
     """Sent with the pages; API answers get "default-src 'none'; frame-ancestors 'none'"."""
+    session_address_fallback: bool = True
+    """A stream request or a replacing connection without the session's key is let in from the client
+    address of the session's own WebSocket (clients that predate the key, like StreamDiffusion's demo
+    pages). False: the key alone; behind a proxy not in trusted_proxies every client shares one address."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host header values served besides loopback (localhost, *.localhost, 127.0.0.0/8, ::1): names,
+    ".example.com" for a domain and its subdomains, IP addresses; "*" any (no DNS rebinding guard)."""
 
     @model_validator(mode="after")
     def _addresses_and_origins(self) -> SecurityConfig:
@@ -258,6 +270,12 @@ class SecurityConfig(_Strict):
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
                 raise ValueError(f"trusted_proxies: {entry!r} is no IP address or CIDR network") from None
+        for host in self.allowed_hosts:
+            if host != "*" and not ALLOWED_HOST_PATTERN.fullmatch(host.lower()):
+                raise ValueError(
+                    f"allowed_hosts: {host!r} is no host name; write a name or address without scheme or port, "
+                    'e.g. sd.example.com, .example.com or 192.0.2.7 ("*" allows any)'
+                )
         for origin in self.allowed_origins:
             parts = urlsplit(origin)
             if origin != "*" and (parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/")):
@@ -295,6 +313,9 @@ class ServerConfig(_Strict):
     infer_timeout_s: float = Field(30.0, gt=0)
     max_http_body_bytes: int = Field(64 * 1024, ge=1024)
     """Largest HTTP request body accepted (no route takes one; WebSocket messages have max_message_bytes)."""
+    header_timeout_s: float = Field(20.0, gt=0, le=3600)
+    """A connection must deliver a complete request head this soon after it opens or after its last
+    answer (idle keep-alive time counts), else it is closed: slowly sent headers hold no connection."""
     tls_cert: str | None = None
     """PEM certificate (chain) file: serve HTTPS and WSS, e.g. on a LAN where browsers need a secure
     context for the camera. Relative to the config file's folder. Needs tls_key."""

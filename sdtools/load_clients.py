@@ -26,6 +26,8 @@ from frontends.client import ProtocolClient, StreamReader
 SCENE_FRAMES = 60
 DRAIN_S = 15.0
 """After the deadline, how long results of frames already sent are still awaited."""
+STALLED = "no message from the server"
+"""How a realtime client's error list says that the server went quiet past the phase and its drain."""
 
 
 # --------------------------------------------------------------------------- frames
@@ -158,7 +160,12 @@ async def realtime_client(plan: Plan, user: str, drain_s: float) -> ClientResult
     result = ClientResult()
     async with connected(plan, "realtime", user, result) as (client, in_flight):
         while plan.more(result):
-            message = await client.next_message(wait_s=max(1.0, plan.deadline - time.monotonic() + DRAIN_S))
+            wait_s = max(1.0, plan.deadline - time.monotonic() + DRAIN_S)
+            try:
+                message = await client.next_message(wait_s=wait_s)
+            except TimeoutError:
+                result.errors.append(f"{STALLED} for {wait_s:.0f} s")
+                break
             if message["status"] == "error":
                 result.errors.append(message["message"])
             elif message["status"] == "closed":

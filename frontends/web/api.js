@@ -60,13 +60,22 @@ export function newUserId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-export function socketUrl(mode, userId) {
+/**
+ * sessionKey: the key of this page's previous session, so that a reconnect may replace it while
+ * the server still holds it open (the server lets only the key's holder do that).
+ */
+export function socketUrl(mode, userId, sessionKey = "") {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return withToken(`${scheme}//${location.host}/api/${mode}/ws/${encodeURIComponent(userId)}`);
+  return withToken(withSessionKey(`${scheme}//${location.host}/api/${mode}/ws/${encodeURIComponent(userId)}`, sessionKey));
 }
 
-export function streamUrl(mode, userId) {
-  return withToken(`/api/${mode}/stream/${encodeURIComponent(userId)}`);
+/** sessionKey: from the session's "connected" message; the server shows the stream only to its holder. */
+export function streamUrl(mode, userId, sessionKey = "") {
+  return withToken(withSessionKey(`/api/${mode}/stream/${encodeURIComponent(userId)}`, sessionKey));
+}
+
+function withSessionKey(path, sessionKey) {
+  return sessionKey ? `${path}?session_key=${encodeURIComponent(sessionKey)}` : path;
 }
 
 const encoder = new TextEncoder();

@@ -65,7 +65,7 @@ const userId = newUserId();
 const session = new Session(MODE, userId, { retryAfterTimeout: false });
 const view = new ResultView(ui.output);
 const latency = new LatencyMeter(Infinity);
-const reader = new MjpegReader(streamUrl(MODE, userId), { onFrame, onEnd: onStreamEnd });
+const reader = new MjpegReader(() => streamUrl(MODE, userId, session.sessionKey), { onFrame, onEnd: onStreamEnd });
 showConnection(session, badge, notices, {
   reconnect: { label: "Reconnect", run: () => session.open() },
   pausedHint: "Drawing again reconnects.",

@@ -11,6 +11,7 @@ const decoder = new TextDecoder();
 
 export class MjpegReader {
   /**
+   * url: a string, or a function giving it at each start (the session key changes on reconnect).
    * onFrame(blob, receivedAt) for every part; onEnd({status?, error?}) once, when the stream
    * ends for any reason other than stop().
    */
@@ -38,7 +39,8 @@ export class MjpegReader {
   }
 
   async read(controller) {
-    const response = await fetch(this.url, { signal: controller.signal, cache: "no-store" });
+    const url = typeof this.url === "function" ? this.url() : this.url;
+    const response = await fetch(url, { signal: controller.signal, cache: "no-store" });
     if (!response.ok || !response.body) {
       this.controller = null;
       this.onEnd({ status: response.status });

@@ -56,7 +56,7 @@ const camera = new Camera(ui.video);
 const view = new ResultView(ui.output);
 const rate = new RateMeter();
 const latency = new LatencyMeter(2);
-const reader = new MjpegReader(streamUrl(MODE, userId), { onFrame, onEnd: onStreamEnd });
+const reader = new MjpegReader(() => streamUrl(MODE, userId, session.sessionKey), { onFrame, onEnd: onStreamEnd });
 const connection = showConnection(session, badge, notices, {
   onGiveUp: () => stop("Disconnected"),
   reconnect: { label: "Start again", run: () => start() },

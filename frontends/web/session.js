@@ -3,6 +3,8 @@
 // Events (CustomEvent, details in brackets):
 //   state    {state: "connecting" | "connected" | "retrying" | "closed", delayMs?, attempt?}
 //   message  the server's JSON object ({"status": ...})
+// sessionKey: the key from the last "connected" message; it opens the session's MJPEG stream
+// and is offered on reconnects, so a reconnect may replace this page's own session.
 //   dropped  {code, reason, text, willRetry, delayMs}  the connection ended without close() being called
 
 import { describeClose, socketUrl } from "/static/api.js";
@@ -25,6 +27,7 @@ export class Session extends EventTarget {
     this.timer = null;
     this.state = "closed";
     this.timeoutText = null;
+    this.sessionKey = "";
     addEventListener("online", () => this.retryNow());
   }
 
@@ -75,7 +78,7 @@ export class Session extends EventTarget {
   connect() {
     this.timeoutText = null;
     this.setState("connecting", { attempt: this.attempt });
-    const ws = new WebSocket(socketUrl(this.mode, this.userId));
+    const ws = new WebSocket(socketUrl(this.mode, this.userId, this.sessionKey));
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     ws.addEventListener("message", (event) => {
@@ -88,6 +91,7 @@ export class Session extends EventTarget {
       }
       if (message.status === "connected") {
         this.attempt = 0;
+        this.sessionKey = typeof message.session_key === "string" ? message.session_key : "";
         this.setState("connected");
       } else if (message.status === "timeout") {
         this.timeoutText = message.message || "The session timed out.";

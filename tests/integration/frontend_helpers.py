@@ -9,12 +9,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 from aiohttp import web
 
-from frontends.app import create_app
+from frontends.app import create_app, runner_options
 from sdconfig import Settings
 from tests.servers import free_port
 
@@ -156,14 +157,14 @@ async def serve_in_process(settings: Settings) -> AsyncIterator[str]:
 
     Leaving the block shuts it down the way a SIGTERM does (on_shutdown, then cleanup).
     """
-    async with serve_app(create_app(settings)) as base_url:
+    async with serve_app(create_app(settings), **runner_options(settings)) as base_url:
         yield base_url
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: web.Application) -> AsyncIterator[str]:
+async def serve_app(app: web.Application, **runner_kwargs: Any) -> AsyncIterator[str]:
     """Any aiohttp app on a loopback port, in this event loop; yields its base URL."""
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, **runner_kwargs)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -82,7 +82,7 @@ def test_pages_api_and_websocket_over_tls(tmp_path: Path):
 
         status, first, plain_ok = asyncio.run(scenario())
         assert status == 200
-        assert first == {"status": "connected"}
+        assert first["status"] == "connected" and first["session_key"]
         assert not plain_ok, "plain HTTP must not be answered on the TLS port"
     finally:
         server.stop()

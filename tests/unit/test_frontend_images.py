@@ -105,3 +105,52 @@ def test_fit_center_crops_and_resizes_to_exact_size():
 def test_fit_upscales_a_small_tall_image():
     out = fit_image(encoded("PNG", 20, 40), 64, 32, 90)
     assert cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_COLOR).shape == (32, 64, 3)
+
+
+def jpeg_of(pixels: np.ndarray, **options: object) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", **options)
+    return buf.getvalue()
+
+
+def camera_like(size: int = 512) -> np.ndarray:
+    """Smooth gradients with a little noise, like a webcam frame (a truncation lands in real data)."""
+    y, x = np.mgrid[0:size, 0:size]
+    noise = np.random.default_rng(1).integers(0, 24, (size, size, 3))
+    return (np.stack([x / 2, y / 2, (x + y) / 4], -1) + noise).clip(0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("options", [{}, {"optimize": True}, {"progressive": True}, {"subsampling": 0}])
+@pytest.mark.parametrize("kept", [0.3, 0.5, 0.9])
+def test_a_truncated_jpeg_with_an_end_marker_appended_is_refused(options, kept):
+    data = jpeg_of(camera_like(), **options)
+    cut = data[: int(len(data) * kept)] + b"\xff\xd9"
+    with pytest.raises(BadMessage, match="truncated"):
+        read_header(cut, MAX_BYTES, MAX_PIXELS)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"optimize": True}, {"progressive": True}, {"subsampling": 0}, {"restart_marker_blocks": 4}, {"quality": 100}],
+)
+@pytest.mark.parametrize("size", [8, 128, 333])
+def test_whole_jpegs_pass_the_completeness_check(options, size):
+    pixels = camera_like(512)[:size, : size + 7]
+    read_header(jpeg_of(pixels, **options), MAX_BYTES, MAX_PIXELS)
+    _, by_opencv = cv2.imencode(".jpg", pixels)
+    read_header(by_opencv.tobytes(), MAX_BYTES, MAX_PIXELS)
+
+
+def test_a_flat_white_drawing_and_a_grayscale_jpeg_pass():
+    white = np.full((128, 128, 3), 255, np.uint8)
+    cv2.circle(white, (40, 40), 20, (255, 0, 0), -1)
+    read_header(jpeg_of(white), MAX_BYTES, MAX_PIXELS)
+    read_header(jpeg_of(camera_like(128)[:, :, 0]), MAX_BYTES, MAX_PIXELS)
+
+
+def test_a_header_that_does_not_parse_is_named_without_python_object_text():
+    for data in (b"\xff\xd8\xff" + b"\x00" * 100 + b"\xff\xd9", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40 + b"IEND"):
+        with pytest.raises(BadMessage) as refused:
+            read_header(data, MAX_BYTES, MAX_PIXELS)
+        assert "object at 0x" not in str(refused.value) and "BytesIO" not in str(refused.value)
+        assert "header does not parse" in str(refused.value)

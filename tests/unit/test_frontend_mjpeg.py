@@ -1,12 +1,16 @@
-"""MJPEG part bytes and the per-viewer one-slot mailbox."""
+"""MJPEG part bytes, the per-viewer mailboxes, and a viewer that resets its connection."""
 
 import asyncio
 import functools
+import socket
+import struct
 
 import pytest
+from aiohttp import web
 
-from frontends.mjpeg import CONTENT_TYPE, PREAMBLE, Part, StreamHub, part_bytes
+from frontends.mjpeg import CONTENT_TYPE, PREAMBLE, Part, StreamHub, part_bytes, serve_stream
 from frontends.slot import SlotClosed
+from tests.servers import free_port
 
 
 def sync(test):
@@ -100,3 +104,43 @@ async def test_a_canvas_viewer_that_stops_reading_skips_its_oldest_parts():
         hub.publish(part(i))
         assert (await reading.get()).jpeg == str(i).encode()  # the other viewer misses nothing
     assert [(await stalled.get()).jpeg for _ in range(2)] == [b"3", b"4"]
+
+
+@sync
+async def test_a_viewer_reset_while_its_writes_wait_is_a_debug_line_not_a_traceback(caplog):
+    """A client that stops reading and then resets its connection, over a real socket."""
+    hub = StreamHub(backlog=4)
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        return await serve_stream(request, hub, lambda part: None)
+
+    app = web.Application()
+    app.router.add_get("/stream", stream)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    loop = asyncio.get_running_loop()
+    viewer = socket.socket()
+    viewer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills at once: the server's writes wait
+    viewer.setblocking(False)
+    try:
+        await loop.sock_connect(viewer, ("127.0.0.1", port))
+        await loop.sock_sendall(viewer, b"GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        with caplog.at_level("DEBUG"):
+            for _ in range(200):  # parts of 1 MiB, never read
+                hub.publish(Part(b"\xff" * (1 << 20), 0.0))
+                await asyncio.sleep(0.01)
+            viewer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            viewer.close()  # RST
+            for _ in range(100):
+                if hub.viewers == 0:
+                    break
+                hub.publish(Part(b"\xff" * 1024, 0.0))
+                await asyncio.sleep(0.02)
+    finally:
+        await runner.cleanup()
+    assert hub.viewers == 0
+    tracebacks = [r for r in caplog.records if r.exc_info is not None or r.levelname == "ERROR"]
+    assert tracebacks == [], [r.getMessage() for r in tracebacks]
+    assert any("MJPEG viewer" in r.getMessage() and r.levelname == "DEBUG" for r in caplog.records)

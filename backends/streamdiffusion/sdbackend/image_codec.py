@@ -13,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from sdbackend.errors import RequestError
 from sdcontract.image_budget import OverBudget, check_budget
+from sdcontract.jpeg_structure import Incomplete, check_jpeg_complete
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 
@@ -42,7 +43,9 @@ def decode_image(
         raise RequestError(f"IMAGE is {w}x{h}; this model takes {width}x{height}")
     try:
         check_budget(data, max_scans)
-    except OverBudget as exc:
+        if image.format == "JPEG":
+            check_jpeg_complete(data)  # a truncated JPEG would decode with a gray tail
+    except (OverBudget, Incomplete) as exc:
         raise RequestError(f"IMAGE: {exc}") from None
     try:
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
