@@ -163,6 +163,7 @@ def realtime_recovery(slots: list[Slot], at: float) -> dict[str, Any]:
         "sessions_affected": len(affected),
         "recovery_median_s": round(statistics.median(affected), 2) if affected else 0.0,
         "recovery_max_s": round(max(affected), 2) if affected else 0.0,
+        "next_part_median_s": round(statistics.median(waits), 2) if waits else None,
         "next_part_max_s": round(max(waits), 2) if waits else None,
         "sessions_without_a_later_part": without,
     }
@@ -344,12 +345,13 @@ def print_report(report: dict[str, Any]) -> None:
     ]
     for name, value in rows:
         print(f"  {name:<34} {value}")
-    print("\n  fault                        at s  back s  rt affected  recovery median/max s")
+    print("\n  fault                        at s  back s  rt affected  recovery median/max s  next part median/max s")
     for f in report["faults"]:
         rt = f["realtime"]
         print(
             f"  {f['kind'] + ' ' + f['target']:<28} {f['at_s']:>5.0f}  {f['restart_s']:>6.1f}  "
-            f"{rt['sessions_affected']:>11}  {rt['recovery_median_s']:>6.2f} / {rt['recovery_max_s']:.2f}"
+            f"{rt['sessions_affected']:>11}  {rt['recovery_median_s']:>8.2f} / {rt['recovery_max_s']:<8.2f}"
+            f"  {rt['next_part_median_s']} / {rt['next_part_max_s']}"
         )
     print("\n  RSS MiB      first   warm    max   last  processes  flat")
     for name, m in report["memory_mib"].items():
