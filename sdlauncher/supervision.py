@@ -6,6 +6,7 @@ after, the repository index gives each model's state and its own reason for a fa
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import subprocess
@@ -52,8 +53,8 @@ def http_json(url: str, method: str = "GET", body: bytes | None = None, admin_ke
     try:
         with urllib.request.urlopen(request, timeout=3) as response:
             payload = response.read()
-    except (urllib.error.URLError, OSError, TimeoutError):
-        return None
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException):
+        return None  # not up yet, or (a port taken meanwhile by another server) not Triton's HTTP
     return json.loads(payload) if payload else {}
 
 

@@ -23,6 +23,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import psutil
 
-from sdtools.local_stack import TEST_CONFIG, free_port
+from sdtools.local_stack import TEST_CONFIG
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NGINX = Path("/usr/sbin/nginx")
@@ -50,6 +51,15 @@ LOAD_OVERRIDES = {
 
 class TopologyError(RuntimeError):
     """A part did not come up; the message names it and ends with the tail of its log."""
+
+
+def distinct_free_ports(count: int) -> list[int]:
+    """`count` different free loopback ports: each socket stays bound until all are chosen."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def _tail(path: Path, chars: int = 3000) -> str:
@@ -170,17 +180,18 @@ class Topology:
     def __post_init__(self) -> None:
         self.folder = self.folder.resolve()
         self.folder.mkdir(parents=True, exist_ok=True)
+        ports = iter(distinct_free_ports(9))
         self.tritons = [
             TritonPart(
-                f"triton-{n}", self.folder / f"triton-{n}.out", grpc=free_port(), http=free_port(), metrics=free_port()
+                f"triton-{n}", self.folder / f"triton-{n}.out", grpc=next(ports), http=next(ports), metrics=next(ports)
             )
             for n in "ab"
         ]
         self.frontends = [
-            FrontendPart(f"frontend-{n}", self.folder / f"frontend-{n}.out", port=free_port()) for n in "ab"
+            FrontendPart(f"frontend-{n}", self.folder / f"frontend-{n}.out", port=next(ports)) for n in "ab"
         ]
         self.nginx = Part("nginx", self.folder / "nginx" / "error.log")
-        self.https_port = free_port()
+        self.https_port = next(ports)
 
     # ------------------------------------------------------------------ urls and TLS
 
