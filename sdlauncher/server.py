@@ -19,6 +19,10 @@ from sdlauncher.triton_install import TritonInstall
 
 ADMIN_HEADER = "sd-admin-key"
 """The header (gRPC metadata key) Triton wants on every model-repository call: load, unload, index."""
+RESTRICTED_APIS = "model-repository,logging,trace,shared-memory"
+"""What only the key opens: model load/unload and the index, log and trace settings (verbose logs would
+show correlation ids; traces write files), shared-memory regions. Left open, as the frontends and the
+tools need them: health, metadata, model config, inference, statistics."""
 ADMIN_KEY_ENV = "SD_TRITON_ADMIN_KEY"
 """Where an operator who needs to load or unload models by hand gives the key; else it is random per launch."""
 PORT_KEYS = {"grpc": "triton.grpc_port", "http": "triton.http_port", "metrics": "triton.metrics_port"}
@@ -53,11 +57,11 @@ def server_command(
 ) -> list[str]:
     """tritonserver's argument list: explicit model control so only the named models load.
 
-    Model control (and the repository index) answers only requests that carry `admin_key` in the
-    ADMIN_HEADER, over HTTP and gRPC alike: the launcher's watchdog reloads models with it, a client
-    that can reach the ports cannot. `--exit-on-error=false` keeps the server up when a model fails
-    to load, so the launcher can ask the repository index for that model's own reason before
-    stopping it.
+    Model control, the repository index and the other RESTRICTED_APIS answer only requests that
+    carry `admin_key` in the ADMIN_HEADER, over HTTP and gRPC alike: the launcher's watchdog
+    reloads models with it, a client that can reach the ports cannot. `--exit-on-error=false` keeps
+    the server up when a model fails to load, so the launcher can ask the repository index for that
+    model's own reason before stopping it.
     """
     host = endpoints.host
     return [
@@ -66,8 +70,8 @@ def server_command(
         f"--backend-directory={backend_directory}",
         "--model-control-mode=explicit",
         *(f"--load-model={name}" for name in models),
-        f"--http-restricted-api=model-repository:{ADMIN_HEADER}={admin_key}",
-        f"--grpc-restricted-protocol=model-repository:{ADMIN_HEADER}={admin_key}",
+        f"--http-restricted-api={RESTRICTED_APIS}:{ADMIN_HEADER}={admin_key}",
+        f"--grpc-restricted-protocol={RESTRICTED_APIS}:{ADMIN_HEADER}={admin_key}",
         f"--grpc-address={host}",
         f"--grpc-port={endpoints.grpc_port}",
         f"--http-address={host}",

@@ -22,7 +22,7 @@ from test_faults import CANVAS, REALTIME, stub_of
 from triton_calls import inputs, jpeg, scene
 from tritonclient.utils import InferenceServerException
 
-from sdlauncher.server import ADMIN_HEADER
+from sdlauncher.server import ADMIN_HEADER, RESTRICTED_APIS
 from tests.servers import TritonServer, launch_triton
 
 pytestmark = pytest.mark.triton
@@ -37,8 +37,8 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     server.server.stop()
 
 
-def post(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=b"{}", method="POST", headers=headers or {})
+def post(url: str, headers: dict[str, str] | None = None, payload: bytes = b"{}") -> tuple[int, str]:
+    request = urllib.request.Request(url, data=payload, method="POST", headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return answer.status, answer.read().decode()
@@ -63,6 +63,14 @@ def test_http_model_control_and_index_are_refused_without_the_key(triton: Triton
         assert "restricted" in body.lower() or ADMIN_HEADER in body, body
     status, body = post(f"{base}/models/no_such_model/load", headers)
     assert status == 403, body
+    http = f"http://{triton.http_url}/v2"
+    for url, payload in (
+        (f"{http}/logging", b'{"log_verbose_level": 1}'),  # verbose logs would show correlation ids
+        (f"{http}/trace/setting", b'{"trace_level": ["TIMESTAMPS"], "trace_rate": "1"}'),
+        (f"{http}/systemsharedmemory/region/probe/register", b'{"key": "/probe", "offset": 0, "byte_size": 64}'),
+    ):
+        status, body = post(url, headers, payload)
+        assert status == 403, f"{url}: {status} {body}"
     assert ready(triton, CANVAS) and ready(triton, REALTIME)
 
 
@@ -73,13 +81,17 @@ def test_grpc_model_control_is_refused_without_the_key(triton: TritonServer):
         lambda: client.load_model("no_such_model"),
         lambda: client.get_model_repository_index(),
         lambda: client.unload_model(CANVAS, headers={ADMIN_HEADER: "guessed"}),
+        lambda: client.update_log_settings({"log_verbose_level": 1}),
+        lambda: client.get_trace_settings(),
+        lambda: client.get_system_shared_memory_status(),
     ):
         with pytest.raises(InferenceServerException) as refused:
             call()
         assert "restricted" in str(refused.value).lower() or ADMIN_HEADER in str(refused.value), refused.value
     assert client.is_model_ready(CANVAS) and client.is_model_ready(REALTIME)
-    # what stays open to a client, by design: health, metadata and inference
+    # what stays open to a client, by design: health, metadata, statistics and inference
     assert client.get_model_metadata(CANVAS).name == CANVAS
+    assert client.get_inference_statistics(CANVAS).model_stats
     result = client.infer(CANVAS, inputs(jpeg(scene(128, 1)), PROMPT="a red circle"))
     assert result.as_numpy("IMAGE") is not None
 
@@ -132,4 +144,4 @@ def test_the_launcher_check_hides_an_operator_key(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     assert "operator-secret-1" not in result.stdout
-    assert f"--http-restricted-api=model-repository:{ADMIN_HEADER}=$SD_TRITON_ADMIN_KEY" in result.stdout
+    assert f"--http-restricted-api={RESTRICTED_APIS}:{ADMIN_HEADER}=$SD_TRITON_ADMIN_KEY" in result.stdout
