@@ -18,7 +18,8 @@ from sdlauncher.report import say
 from sdlauncher.triton_install import TritonInstall
 
 ADMIN_HEADER = "sd-admin-key"
-"""The header (gRPC metadata key) Triton wants on every model-repository call: load, unload, index."""
+"""The HTTP header Triton wants on every restricted call (load, unload, index, ...); over gRPC the
+metadata key is `triton-grpc-protocol-` followed by it."""
 RESTRICTED_APIS = "model-repository,logging,trace,shared-memory"
 """What only the key opens: model load/unload and the index, log and trace settings (verbose logs would
 show correlation ids; traces write files), shared-memory regions. Left open, as the frontends and the

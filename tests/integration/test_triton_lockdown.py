@@ -22,17 +22,19 @@ from test_faults import CANVAS, REALTIME, stub_of
 from triton_calls import inputs, jpeg, scene
 from tritonclient.utils import InferenceServerException
 
-from sdlauncher.server import ADMIN_HEADER, RESTRICTED_APIS
+from sdlauncher.server import ADMIN_HEADER, ADMIN_KEY_ENV, RESTRICTED_APIS
 from tests.servers import TritonServer, launch_triton
 
 pytestmark = pytest.mark.triton
+OPERATOR_KEY = "operator-key-for-tests"
 SEQUENCE_ID = 7340019283
 """A correlation id unlikely to appear in a log by chance."""
 
 
 @pytest.fixture(scope="module")
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    server = launch_triton(tmp_path_factory.mktemp("lockdown"), extra_env={"SD__TRITON__WATCHDOG_INTERVAL_S": "1"})
+    env = {"SD__TRITON__WATCHDOG_INTERVAL_S": "1", ADMIN_KEY_ENV: OPERATOR_KEY}
+    server = launch_triton(tmp_path_factory.mktemp("lockdown"), extra_env=env)
     yield server
     server.server.stop()
 
@@ -94,6 +96,15 @@ def test_grpc_model_control_is_refused_without_the_key(triton: TritonServer):
     assert client.get_inference_statistics(CANVAS).model_stats
     result = client.infer(CANVAS, inputs(jpeg(scene(128, 1)), PROMPT="a red circle"))
     assert result.as_numpy("IMAGE") is not None
+
+
+def test_the_operators_key_opens_the_index_over_http_and_grpc(triton: TritonServer):
+    status, body = post(f"http://{triton.http_url}/v2/repository/index", {ADMIN_HEADER: OPERATOR_KEY})
+    assert status == 200 and CANVAS in body, body
+    client = grpcclient.InferenceServerClient(triton.grpc_url)
+    grpc_header = f"triton-grpc-protocol-{ADMIN_HEADER}"  # Triton's prefix for restricted gRPC headers
+    index = client.get_model_repository_index(headers={grpc_header: OPERATOR_KEY}, as_json=True)
+    assert {m["name"] for m in index["models"]} >= {CANVAS, REALTIME}
 
 
 def test_the_watchdog_still_reloads_a_model_whose_stub_died(triton: TritonServer):
