@@ -57,7 +57,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=30.0,
         help="seconds tritonserver gets to stop after SIGTERM before it is killed (default: %(default)s)",
     )
-    parser.add_argument("--log-verbose", type=int, default=0, help="tritonserver --log-verbose level")
+    parser.add_argument(
+        "--log-verbose",
+        type=int,
+        default=0,
+        help="tritonserver --log-verbose level; 1 and up write live sequences' correlation ids (debugging only)",
+    )
     parser.add_argument("--check", action="store_true", help="prepare run/, print what would run, and exit")
     return parser.parse_args(argv)
 
@@ -101,6 +106,8 @@ def launch(args: argparse.Namespace) -> int:
     problems = check_ports(endpoints)
 
     say(f"config {config_file}; models on {device}; tritonserver from {install.origin}")
+    if args.log_verbose > 0:
+        say(f"--log-verbose {args.log_verbose}: the log will name live sequences' correlation ids; debugging only")
     if args.check:
         for key in ("SD_CONFIG", "PATH", "LD_LIBRARY_PATH"):
             if env.get(key) != os.environ.get(key):
