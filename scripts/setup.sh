@@ -2,7 +2,7 @@
 # Prepare this checkout to run: a virtual environment in .venv with the pinned model side,
 # frontends and Triton server, and the project's own packages; the demo model is committed in models/demo-sd.
 #   scripts/setup.sh            what the service needs
-#   scripts/setup.sh --dev      also tests, lint, ONNX checks, and Debian's chromium and libb64
+#   scripts/setup.sh --dev      also tests, lint, ONNX checks, and Debian's chromium, nginx and libb64
 # Re-running is cheap: each step is skipped when its stamp matches the pinned requirements.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +47,7 @@ if [[ $dev == 1 ]]; then
   fi
   need=()
   [[ -x /usr/bin/chromium ]] || need+=(chromium)
+  [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)  # the TLS proxy of the topology test and chaos run
   ldconfig -p | grep -q libb64.so.0d || need+=(libb64-0d)
   if (( ${#need[@]} )); then
     say "installing Debian packages: ${need[*]}"

@@ -21,7 +21,9 @@ from sdconfig import MODES, ConfigError, Settings, config_path, load_settings
 from sdlauncher.report import Interrupted, LaunchError, say
 from sdlauncher.run_dir import REPO_ROOT, prepare
 from sdlauncher.server import (
+    ADMIN_KEY_ENV,
     Endpoints,
+    admin_key,
     check_ports,
     cpu_threads,
     server_command,
@@ -55,7 +57,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=30.0,
         help="seconds tritonserver gets to stop after SIGTERM before it is killed (default: %(default)s)",
     )
-    parser.add_argument("--log-verbose", type=int, default=0, help="tritonserver --log-verbose level")
+    parser.add_argument(
+        "--log-verbose",
+        type=int,
+        default=0,
+        help="tritonserver --log-verbose level; 1 and up write live sequences' correlation ids (debugging only)",
+    )
     parser.add_argument("--check", action="store_true", help="prepare run/, print what would run, and exit")
     return parser.parse_args(argv)
 
@@ -84,12 +91,14 @@ def launch(args: argparse.Namespace) -> int:
     run_dir = args.run_dir.resolve()
 
     install, backends, repository, device = prepare(settings, config_file, run_dir)
+    secret = admin_key(os.environ)
     command = server_command(
         install,
         model_repository=repository,
         backend_directory=backends,
         endpoints=endpoints,
         models=models,
+        admin_key=secret,
         log_verbose=args.log_verbose,
     )
     env = server_environment(os.environ, install, config_file=config_file)
@@ -97,11 +106,13 @@ def launch(args: argparse.Namespace) -> int:
     problems = check_ports(endpoints)
 
     say(f"config {config_file}; models on {device}; tritonserver from {install.origin}")
+    if args.log_verbose > 0:
+        say(f"--log-verbose {args.log_verbose}: the log will name live sequences' correlation ids; debugging only")
     if args.check:
         for key in ("SD_CONFIG", "PATH", "LD_LIBRARY_PATH"):
             if env.get(key) != os.environ.get(key):
                 print(f"{key}={shlex.quote(env[key])} \\")
-        print(shlex.join(command))
+        print(shlex.join(command).replace(secret, f"${ADMIN_KEY_ENV}"))
         print(f"# rendered {repository} and {backends}; log would go to {log_file}")
         for problem in problems:
             print(f"# {problem}")
@@ -127,6 +138,7 @@ def launch(args: argparse.Namespace) -> int:
                 log=log,
                 timeout_s=settings.triton.ready_timeout_s,
                 stop=stop,
+                admin_key=secret,
             )
             say(f"both models ready after {time.monotonic() - started:.1f} s: {', '.join(models)}")
             say(f"gRPC     {endpoints.url(endpoints.grpc_port)}")
@@ -140,7 +152,9 @@ def launch(args: argparse.Namespace) -> int:
             say("serving; Ctrl-C stops it")
             interval = settings.triton.watchdog_interval_s
             watchdog = (
-                StubWatchdog(proc.pid, endpoints.url(endpoints.http_port), models, settings.triton.ready_timeout_s, say)
+                StubWatchdog(
+                    proc.pid, endpoints.url(endpoints.http_port), models, settings.triton.ready_timeout_s, say, secret
+                )
                 if interval > 0
                 else None
             )

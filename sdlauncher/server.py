@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,6 +17,15 @@ from typing import IO
 from sdlauncher.report import say
 from sdlauncher.triton_install import TritonInstall
 
+ADMIN_HEADER = "sd-admin-key"
+"""The HTTP header Triton wants on every restricted call (load, unload, index, ...); over gRPC the
+metadata key is `triton-grpc-protocol-` followed by it."""
+RESTRICTED_APIS = "model-repository,logging,trace,shared-memory"
+"""What only the key opens: model load/unload and the index, log and trace settings (verbose logs would
+show correlation ids; traces write files), shared-memory regions. Left open, as the frontends and the
+tools need them: health, metadata, model config, inference, statistics."""
+ADMIN_KEY_ENV = "SD_TRITON_ADMIN_KEY"
+"""Where an operator who needs to load or unload models by hand gives the key; else it is random per launch."""
 PORT_KEYS = {"grpc": "triton.grpc_port", "http": "triton.http_port", "metrics": "triton.metrics_port"}
 
 
@@ -43,12 +53,16 @@ def server_command(
     backend_directory: Path,
     endpoints: Endpoints,
     models: Sequence[str],
+    admin_key: str,
     log_verbose: int = 0,
 ) -> list[str]:
     """tritonserver's argument list: explicit model control so only the named models load.
 
-    `--exit-on-error=false` keeps the server up when a model fails to load, so the launcher can ask
-    the repository index for that model's own reason before stopping it.
+    Model control, the repository index and the other RESTRICTED_APIS answer only requests that
+    carry `admin_key` in the ADMIN_HEADER, over HTTP and gRPC alike: the launcher's watchdog
+    reloads models with it, a client that can reach the ports cannot. `--exit-on-error=false` keeps
+    the server up when a model fails to load, so the launcher can ask the repository index for that
+    model's own reason before stopping it.
     """
     host = endpoints.host
     return [
@@ -57,6 +71,8 @@ def server_command(
         f"--backend-directory={backend_directory}",
         "--model-control-mode=explicit",
         *(f"--load-model={name}" for name in models),
+        f"--http-restricted-api={RESTRICTED_APIS}:{ADMIN_HEADER}={admin_key}",
+        f"--grpc-restricted-protocol={RESTRICTED_APIS}:{ADMIN_HEADER}={admin_key}",
         f"--grpc-address={host}",
         f"--grpc-port={endpoints.grpc_port}",
         f"--http-address={host}",
@@ -67,6 +83,15 @@ def server_command(
         f"--log-verbose={log_verbose}",
         "--exit-on-error=false",
     ]
+
+
+def admin_key(env: Mapping[str, str]) -> str:
+    """The operator's key from ADMIN_KEY_ENV, else a fresh random one that only this launcher holds
+    (with the watchdog off it is used for nothing after start-up, so nobody can load or unload)."""
+    given = env.get(ADMIN_KEY_ENV, "").strip()
+    if given and not all(c.isalnum() or c in "-_." for c in given):
+        raise ValueError(f"{ADMIN_KEY_ENV} may hold only letters, digits, '-', '_' and '.' (it goes into a header)")
+    return given or secrets.token_urlsafe(24)
 
 
 def _prepend(paths: Sequence[Path | str], existing: str | None) -> str:

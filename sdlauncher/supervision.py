@@ -6,6 +6,7 @@ after, the repository index gives each model's state and its own reason for a fa
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import subprocess
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sdlauncher.report import Interrupted, LaunchError, say
-from sdlauncher.server import Endpoints
+from sdlauncher.server import ADMIN_HEADER, Endpoints
 from sdlauncher.watchdog import StubWatchdog
 
 PROGRESS_EVERY_S = 5.0
@@ -45,20 +46,23 @@ def states_from_log(lines: Sequence[str], models: Sequence[str]) -> tuple[dict[s
     return states, reasons
 
 
-def http_json(url: str, method: str = "GET", body: bytes | None = None) -> object | None:
+def http_json(url: str, method: str = "GET", body: bytes | None = None, admin_key: str = "") -> object | None:
     """The decoded JSON answer, {} for an empty 200, None when the server does not answer yet."""
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **({ADMIN_HEADER: admin_key} if admin_key else {})}
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=3) as response:
             payload = response.read()
-    except (urllib.error.URLError, OSError, TimeoutError):
-        return None
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException):
+        return None  # not up yet, or (a port taken meanwhile by another server) not Triton's HTTP
     return json.loads(payload) if payload else {}
 
 
-def states_from_server(http_url: str, models: Sequence[str]) -> tuple[dict[str, str], dict[str, str]] | None:
+def states_from_server(
+    http_url: str, models: Sequence[str], admin_key: str
+) -> tuple[dict[str, str], dict[str, str]] | None:
     """Model states and reasons from the repository index, or None while the HTTP endpoint is down."""
-    index = http_json(f"http://{http_url}/v2/repository/index", method="POST", body=b"{}")
+    index = http_json(f"http://{http_url}/v2/repository/index", method="POST", body=b"{}", admin_key=admin_key)
     if not isinstance(index, list):
         return None
     states = dict.fromkeys(models, "UNKNOWN")
@@ -108,6 +112,7 @@ def wait_ready(
     log: ServerLog,
     timeout_s: float,
     stop: threading.Event,
+    admin_key: str,
 ) -> None:
     """Block until every model is READY; raise LaunchError with the model's own reason otherwise."""
     http_url = endpoints.url(endpoints.http_port)
@@ -124,7 +129,7 @@ def wait_ready(
                 f"tritonserver exited with code {code} before the models were ready{why}\n"
                 f"  last lines of {log.path}:\n{log.tail(models)}"
             )
-        from_server = states_from_server(http_url, models)
+        from_server = states_from_server(http_url, models, admin_key)
         states, reasons = from_server or states_from_log(log.lines(), models)
         if all(state == "READY" for state in states.values()):
             return

@@ -3,7 +3,8 @@
 Each Python-backend model instance runs in a `triton_python_backend_stub` child of tritonserver.
 When one dies (killed, out of memory), Triton 2.51 neither restarts it nor marks the model unready:
 the model answers every request with "Stub process ... is not healthy" until it is reloaded. In the
-explicit model-control mode the launcher uses, a `load` of a model that is already loaded does
+explicit model-control mode the launcher uses (restricted to the launcher's key, see
+sdlauncher/server.py), a `load` of a model that is already loaded does
 nothing, so the watchdog unloads it and loads it again (the model's state, live realtime sequences
 included, is gone either way; the frontends start fresh sequences).
 
@@ -21,6 +22,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from sdlauncher.server import ADMIN_HEADER
 from sdlauncher.triton_install import STUB_NAME
 
 UNLOAD_WAIT_S = 10.0
@@ -50,8 +52,9 @@ def stub_pids(server_pid: int, proc: Path = Path("/proc")) -> dict[str, set[int]
     return found
 
 
-def _post(url: str, timeout_s: float) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=b"{}", method="POST", headers={"Content-Type": "application/json"})
+def _post(url: str, timeout_s: float, admin_key: str) -> tuple[int, str]:
+    headers = {"Content-Type": "application/json", ADMIN_HEADER: admin_key}
+    request = urllib.request.Request(url, data=b"{}", method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.status, response.read().decode(errors="replace")
@@ -61,9 +64,9 @@ def _post(url: str, timeout_s: float) -> tuple[int, str]:
         return 0, str(exc)
 
 
-def model_states(http_url: str) -> dict[str, str] | None:
+def model_states(http_url: str, admin_key: str) -> dict[str, str] | None:
     """Repository-index states by model name, or None when the HTTP endpoint does not answer."""
-    status, body = _post(f"http://{http_url}/v2/repository/index", 5.0)
+    status, body = _post(f"http://{http_url}/v2/repository/index", 5.0, admin_key)
     if status != 200:
         return None
     try:
@@ -80,10 +83,12 @@ class StubWatchdog:
         models: Sequence[str],
         load_timeout_s: float,
         say: Callable[[str], None],
+        admin_key: str,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.server_pid = server_pid
         self.http_url = http_url
+        self.admin_key = admin_key
         self.models = list(models)
         self.load_timeout_s = load_timeout_s
         self.say = say
@@ -101,7 +106,7 @@ class StubWatchdog:
     def check(self) -> list[str]:
         """Reload what needs it; returns the models it reloaded."""
         current = stub_pids(self.server_pid)
-        states = model_states(self.http_url) or {}
+        states = model_states(self.http_url, self.admin_key) or {}
         reloaded, attempted = [], False
         for model in self.models:
             dead = self._known.get(model, set()) - current.get(model, set())
@@ -121,9 +126,9 @@ class StubWatchdog:
 
     def reload(self, model: str) -> bool:
         base = f"http://{self.http_url}/v2/repository/models/{model}"
-        _post(f"{base}/unload", 10.0)
+        _post(f"{base}/unload", 10.0, self.admin_key)
         self._wait_unloading(model)
-        status, body = _post(f"{base}/load", self.load_timeout_s)
+        status, body = _post(f"{base}/load", self.load_timeout_s, self.admin_key)
         self.reloads += 1
         if status == 200:
             self.say(f"watchdog: {model} reloaded")
@@ -142,7 +147,7 @@ class StubWatchdog:
         goes ahead beside it, and the stale instance only delays a later shutdown by Triton's exit timeout."""
         deadline = self._clock() + UNLOAD_WAIT_S
         while self._clock() < deadline:
-            states = model_states(self.http_url)
+            states = model_states(self.http_url, self.admin_key)
             if states is None or states.get(model) != "READY":
                 return
             time.sleep(0.1)

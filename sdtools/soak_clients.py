@@ -76,6 +76,19 @@ class Tally:
     canvas_waits: int = 0
     canvas_surplus: int = 0
     """Parts beyond the drawings sent (must be 0, as must lost ones)."""
+    canvas_cut: int = 0
+    """Drawings neither answered nor refused when their connection closed unexpectedly (the client was
+    told by the close); drawings unanswered on a connection that stayed open are the silent losses."""
+    canvas_silent: int = 0
+    stream_refused: int = 0
+    canvas_sessions: int = 0
+    part_times: dict[int, list[float]] = field(default_factory=dict)
+    """When each realtime client's parts arrived (time.monotonic()), by client index."""
+    close_times: list[float] = field(default_factory=list)
+
+    def closed(self, code: int) -> None:
+        self.unexpected_closes[code] += 1
+        self.close_times.append(time.monotonic())
 
     def error(self, message: dict[str, Any]) -> None:
         self.errors[_FRAME_PREFIX.sub("", str(message.get("message", message)))[:160]] += 1
@@ -84,8 +97,26 @@ class Tally:
 # --------------------------------------------------------------------------- clients
 
 
+async def _open_stream(client: ProtocolClient, stream: StreamReader, tally: Tally) -> bool:
+    """Start the session's MJPEG stream; a refusal (a proxy's 502 while a frontend restarts) is counted."""
+    response = await stream.start()
+    if response.status == 200:
+        return True
+    tally.stream_refused += 1
+    tally.error({"message": f"MJPEG stream answered HTTP {response.status}"})
+    await client.close()
+    await stream.stop()
+    return False
+
+
 async def realtime_client(
-    http: aiohttp.ClientSession, base: str, index: int, frames: list[bytes], args: argparse.Namespace, tally: Tally
+    http: aiohttp.ClientSession,
+    base: str,
+    index: int,
+    frames: list[bytes],
+    args: argparse.Namespace,
+    tally: Tally,
+    prefix: str = "soak",
 ) -> None:
     rng = random.Random(index)
     deadline = args.deadline
@@ -93,7 +124,7 @@ async def realtime_client(
     await asyncio.sleep(rng.uniform(0, 2))
     while time.monotonic() < deadline:
         generation += 1
-        client = ProtocolClient(http, base, "realtime", f"soak-rt-{index}-{generation}")
+        client = ProtocolClient(http, base, "realtime", f"{prefix}-rt-{index}-{generation}")
         stream = StreamReader(http, client.stream_url)
         first = await client.connect()
         if first["status"] != "connected":
@@ -102,8 +133,10 @@ async def realtime_client(
             await asyncio.sleep(1)
             continue
         tally.realtime_sessions += 1
-        await stream.start()
-        parts = asyncio.create_task(_count_parts(stream, tally, "realtime"))
+        if not await _open_stream(client, stream, tally):
+            await asyncio.sleep(1)
+            continue
+        parts = asyncio.create_task(_count_parts(stream, tally, "realtime", index))
         leave_at = min(deadline, time.monotonic() + args.churn_every * rng.uniform(0.75, 1.25))
         t = rng.randrange(len(frames))
         closed = False
@@ -113,7 +146,7 @@ async def realtime_client(
             except TimeoutError:
                 break
             if message["status"] == "closed":
-                tally.unexpected_closes[message["code"]] += 1
+                tally.closed(message["code"])
                 closed = True
                 break
             if message["status"] == "error":
@@ -129,28 +162,38 @@ async def realtime_client(
         await stream.stop()
 
 
-async def _count_parts(stream: StreamReader, tally: Tally, mode: str) -> int:
+async def _count_parts(stream: StreamReader, tally: Tally, mode: str, index: int = -1) -> int:
     count = 0
     while (await stream.next_part(wait_s=3600)) is not None:
         count += 1
         if mode == "realtime":
             tally.realtime_parts += 1
+            tally.part_times.setdefault(index, []).append(time.monotonic())
     return count
 
 
 async def canvas_client(
-    http: aiohttp.ClientSession, base: str, index: int, drawings: list[bytes], args: argparse.Namespace, tally: Tally
-) -> None:
+    http: aiohttp.ClientSession,
+    base: str,
+    index: int,
+    drawings: list[bytes],
+    args: argparse.Namespace,
+    tally: Tally,
+    user: str | None = None,
+) -> bool:
+    """One canvas session; False when it ended by an unexpected close (or a refused stream)."""
     rng = random.Random(1000 + index)
     await asyncio.sleep(rng.uniform(0, args.draw_every))
-    client = ProtocolClient(http, base, "canvas", f"soak-canvas-{index}")
+    client = ProtocolClient(http, base, "canvas", user or f"soak-canvas-{index}")
     first = await client.connect()
     if first["status"] != "connected":
         tally.error(first)
         await client.close()
-        return
+        return False
+    tally.canvas_sessions += 1
     stream = StreamReader(http, client.stream_url)
-    await stream.start()
+    if not await _open_stream(client, stream, tally):
+        return False
     sent = parts = errors = 0
 
     async def take_parts() -> None:
@@ -168,29 +211,40 @@ async def canvas_client(
             elif message["status"] == "wait":
                 tally.canvas_waits += 1
             elif message["status"] == "closed":
-                tally.unexpected_closes[message["code"]] += 1
+                tally.closed(message["code"])
                 return False
         return True
 
     reader = asyncio.create_task(take_parts())
     open_ = True
-    while time.monotonic() < args.deadline and open_:
-        await client.send_frame(rng.choice(drawings), prompt="a pencil sketch of a house", seed=sent)
-        sent += 1
-        open_ = read_messages()
-        await asyncio.sleep(args.draw_every * rng.uniform(0.5, 1.5))
-    drain_until = time.monotonic() + args.drain
-    while open_ and parts + errors < sent and time.monotonic() < drain_until:
-        await asyncio.sleep(0.2)
-        open_ = read_messages()
-    await asyncio.sleep(0.5)  # a surplus part would show up now
-    read_messages()
-    await client.close()
-    reader.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await reader
-    await stream.stop()
-    tally.canvas_sent += sent
-    tally.canvas_parts += min(parts, sent)
-    tally.canvas_surplus += max(0, parts - sent)
-    tally.canvas_errors += errors
+    try:
+        while time.monotonic() < args.deadline and open_:
+            await client.send_frame(rng.choice(drawings), prompt="a pencil sketch of a house", seed=sent)
+            sent += 1
+            open_ = read_messages()
+            await asyncio.sleep(args.draw_every * rng.uniform(0.5, 1.5))
+        drain_until = time.monotonic() + args.drain
+        while open_ and parts + errors < sent and time.monotonic() < drain_until:
+            await asyncio.sleep(0.2)
+            open_ = read_messages()
+        await asyncio.sleep(0.5)  # a surplus part would show up now
+        open_ = read_messages() and open_
+    except (aiohttp.ClientError, ConnectionError):  # a send on a connection the server just dropped
+        tally.closed(1006)
+        open_ = False
+    finally:
+        await client.close()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        await stream.stop()
+        unanswered = max(0, sent - parts - errors)
+        tally.canvas_sent += sent
+        tally.canvas_parts += min(parts, sent)
+        tally.canvas_surplus += max(0, parts - sent)
+        tally.canvas_errors += errors
+        if open_:
+            tally.canvas_silent += unanswered
+        else:
+            tally.canvas_cut += unanswered
+    return open_

@@ -742,3 +742,46 @@ class DockerIgnore:
             if any(pattern.fullmatch(p) for p in prefixes):
                 excluded = not include
         return excluded
+
+
+# --------------------------------------------------------------------------- who reaches Triton
+
+
+def pod_labels(kind: str, name: str) -> dict[str, str]:
+    return k8s_object(kind, name)["spec"]["template"]["metadata"]["labels"]
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, f"only matchLabels selectors are checked here: {selector}"
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def test_a_network_policy_lets_only_the_frontends_reach_tritons_grpc_port() -> None:
+    policies = [doc for _, doc in k8s_objects() if doc["kind"] == "NetworkPolicy"]
+    triton_labels = pod_labels("StatefulSet", "triton")
+    frontend_labels = pod_labels("Deployment", "frontends")
+    guarding = [p for p in policies if selects(p["spec"]["podSelector"], triton_labels)]
+    assert len(guarding) == 1, "one NetworkPolicy selects the Triton pods"
+    spec = guarding[0]["spec"]
+    assert "Ingress" in spec["policyTypes"]
+    assert not selects(spec["podSelector"], frontend_labels), "the policy must not select the frontends too"
+    ports = {p["name"]: p["containerPort"] for p in container(k8s_object("StatefulSet", "triton"), "triton")["ports"]}
+    opened: dict[str, list[dict[str, Any]]] = {}
+    for rule in spec["ingress"]:
+        assert rule.get("from"), "a rule without `from` would admit every pod and address"
+        assert rule.get("ports"), "a rule without `ports` would open every port"
+        for peer in rule["from"]:
+            assert "ipBlock" not in peer, "no address ranges: peers are named by their labels"
+        for port in rule["ports"]:
+            assert port["port"] in ports, f"{port['port']} is no port of the Triton container"
+            opened.setdefault(port["port"], []).extend(rule["from"])
+    assert set(opened) == {"grpc", "metrics"}, f"only gRPC and metrics are reachable, not {sorted(opened)}"
+    grpc_peers = opened["grpc"]
+    assert all("namespaceSelector" not in peer for peer in grpc_peers), "gRPC from this namespace only"
+    assert all(selects(peer["podSelector"], frontend_labels) for peer in grpc_peers)
+    assert not any(selects(peer["podSelector"], triton_labels) for peer in grpc_peers)
+    for peer in opened["metrics"]:
+        assert peer["podSelector"]["matchLabels"], "metrics from the scraper's pods, not from every pod"
+    # the frontends reach Triton on the port the policy opens
+    settings = load_settings(ROOT / "config.yaml", env={})
+    assert ports["grpc"] == settings.triton.grpc_port

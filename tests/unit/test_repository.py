@@ -329,6 +329,7 @@ def test_the_command_loads_exactly_the_two_models_on_the_chosen_ports(tmp_path: 
         backend_directory=Path("/r/backends"),
         endpoints=Endpoints(host="0.0.0.0", grpc_port=1, http_port=2, metrics_port=3),
         models=["a", "b"],
+        admin_key="k",
     )
     assert command[0] == str(install.server)
     for flag in (

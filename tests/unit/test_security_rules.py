@@ -131,6 +131,7 @@ def test_the_rendered_tritonserver_command_binds_every_endpoint_to_loopback():
         backend_directory=Path("/tmp/backends"),
         endpoints=endpoints,
         models=["streamdiffusion_realtime", "streamdiffusion_canvas"],
+        admin_key="k",
     )
     for flag in ("--grpc-address", "--http-address", "--metrics-address"):
         assert f"{flag}=127.0.0.1" in command
