@@ -173,9 +173,9 @@ class InProcess:
         from sdbackend.requests import GenerationRequest
 
         limits = self._limits[mode]
-        params = dataclasses.replace(limits.defaults, prompt=prompt)
+        params = dataclasses.replace(limits.defaults, prompts=((prompt, 1.0),))
         if seed is not None:
-            params = dataclasses.replace(params, seed=seed)
+            params = dataclasses.replace(params, seeds=((seed, 1.0),))
         return GenerationRequest(image=image, params=params, jpeg_quality=95)
 
     def canvas(self, drawing: np.ndarray, prompt: str, seed: int) -> np.ndarray:

@@ -59,12 +59,14 @@ OPTIONS = (
     Option("model on every frame (filter off)"),
     Option("input_smoothing 0.5", input_smoothing=0.5),
     Option("input_smoothing 0.7", input_smoothing=0.7),
+    Option("input_smoothing 0.75", input_smoothing=0.75),
     Option("input_smoothing 0.8", input_smoothing=0.8),
     Option("output_feedback 0.2", output_feedback=0.2),
     Option("output_feedback 0.5", output_feedback=0.5),
     Option("similar-image filter on (today's default)", similarity_filter=True),
     Option("filter + input_smoothing 0.5", input_smoothing=0.5, similarity_filter=True),
     Option("filter + input_smoothing 0.7", input_smoothing=0.7, similarity_filter=True),
+    Option("filter + input_smoothing 0.75", input_smoothing=0.75, similarity_filter=True),
     Option("filter + input_smoothing 0.8", input_smoothing=0.8, similarity_filter=True),
 )
 """Each row is compared with the first row of the same filter setting: the option alone, against today."""
@@ -118,7 +120,7 @@ class Camera:
     def run(self, frames: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
         """The pictures a viewer sees, one per camera frame, and how many frames the model ran on."""
         sequence, self._next_id = self._next_id, self._next_id + 1
-        params = dataclasses.replace(self.limits.defaults, prompt=SCENE_PROMPT)
+        params = dataclasses.replace(self.limits.defaults, prompts=((SCENE_PROMPT, 1.0),))
         quality = self.settings.realtime.performance.jpeg_quality
         similar = self._filter()
         shown: list[np.ndarray] = []
