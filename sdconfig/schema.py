@@ -319,7 +319,7 @@ class ServerConfig(_Strict):
     shutdown_drain_s: float = Field(5.0, ge=0, le=3600)
     """On SIGTERM, how long canvas sessions may go on working through the drawings they hold; each one
     left then gets an error naming it before the 1001 close. Realtime sessions close at once. Keep it
-    under the orchestrator's grace period (Kubernetes 30 s, Compose 10 s by default)."""
+    under the orchestrator's grace period (Kubernetes: 30 s by default; docker/compose.yaml: 30 s)."""
     tls_cert: str | None = None
     """PEM certificate (chain) file: serve HTTPS and WSS, e.g. on a LAN where browsers need a secure
     context for the camera. Relative to the config file's folder. Needs tls_key."""
