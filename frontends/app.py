@@ -45,7 +45,6 @@ from frontends.image_pool import ImagePool
 from frontends.metrics import FrontendMetrics
 from frontends.mode_routes import queue_handler, settings_handler, stream_handler
 from frontends.pages import add_pages
-from frontends.protocol import CloseCode
 from frontends.registry import SessionRegistry
 from frontends.security import RedactingAccessLogger, security_headers, token_middleware
 from frontends.timeouts import check_sequence_idle
@@ -172,7 +171,7 @@ async def _prefetch_facts(facts: FactsCache, modes: tuple[Mode, ...]) -> None:
 
 
 async def _close_sessions(app: web.Application) -> None:
-    """Tell every client the server is going away (1001) so handlers and streams finish."""
-    closing = [session.close_soon(CloseCode.GOING_AWAY, "server shutting down") for session in app[REGISTRY_KEY]]
+    """Let each session's policy finish what it owes (server.shutdown_drain_s), then close it with 1001."""
+    closing = [session.shut_down_soon() for session in app[REGISTRY_KEY]]
     if closing:
-        await asyncio.wait(closing, timeout=SHUTDOWN_CLOSE_WAIT_S)
+        await asyncio.wait(closing, timeout=app[SETTINGS_KEY].server.shutdown_drain_s + SHUTDOWN_CLOSE_WAIT_S)

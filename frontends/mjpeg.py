@@ -88,7 +88,7 @@ class StreamHub:
         return replaced
 
     def close(self) -> None:
-        """End every viewer's stream."""
+        """End every viewer's stream: a canvas viewer's once it has written the parts it still holds."""
         self._closed = True
         for slot in self._viewers:
             slot.close()

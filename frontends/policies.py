@@ -25,6 +25,12 @@ class Policy(Protocol):
     async def run(self) -> None:
         """The worker loop: schedule accepted frames onto the steps."""
 
+    async def drain(self) -> None:
+        """Shutdown: finish what the mode owes its client, within the mode's budget."""
+
+    def take_unanswered(self) -> list[Incoming]:
+        """After the worker stopped: the accepted frames the client must be told were not processed."""
+
     def close(self) -> None: ...
 
 

@@ -11,6 +11,8 @@ Server -> client (text, one JSON object each):
     {"status": "wait"}                            busy (canvas: the pending queue is full)
     {"status": "error", "message": "..."}         a bad message or a failed inference; the session goes on
                                                   unless a close with one of the codes below follows
+                                                  ("frame N: not processed, the server is shutting down..."
+                                                  for each frame N of the session left when 1001 follows)
     {"status": "timeout", "message": "..."}       just before an idle session is closed
     {"status": "pong"}                            answer to {"status": "ping"}
     {"status": "params_updated", "params": {...}} answer to {"status": "update_params", ...}
@@ -86,6 +88,11 @@ PONG = message("pong")
 
 def error(text: str) -> str:
     return message("error", message=text)
+
+
+def not_processed_shutting_down(seq: int) -> str:
+    """The error text of a frame the server took but will not answer with a result: it is stopping."""
+    return f"frame {seq}: not processed, the server is shutting down; reconnect and send it again"
 
 
 def timeout(text: str) -> str:

@@ -131,5 +131,12 @@ class RealtimePolicy:
         """A frame waits or is being processed: the client is waiting on the server, not idle."""
         return self._processing or not self.slot.empty
 
+    async def drain(self) -> None:
+        """Nothing to finish on shutdown: latency first, and a frame is stale by the time it would show."""
+
+    def take_unanswered(self) -> list[Incoming]:
+        """None: a pending or interrupted frame is dropped like any superseded one."""
+        return []
+
     def close(self) -> None:
         self.slot.close()

@@ -25,6 +25,8 @@ class RegisteredSession(Protocol):
 
     def close_soon(self, code: CloseCode, reason: str) -> asyncio.Task[None]: ...
 
+    def shut_down_soon(self) -> asyncio.Task[None]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Admission:

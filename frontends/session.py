@@ -5,6 +5,8 @@ The reader does only cheap checks (envelope, parameters, image header) so it kee
 socket; decoding, the similarity filter and inference happen in the worker, only for frames the
 policy actually takes. Every binary message gets an answer: accepted frames are acknowledged by
 the policy's send_frame, refused ones by an error and a send_frame (a realtime client waits for it).
+On shutdown the policy decides what is still answered (`shut_down_soon`); whatever it leaves is
+refused by frame number before the 1001 close.
 """
 
 from __future__ import annotations
@@ -71,7 +73,10 @@ class Session:
         self.demo = demo
         """Set on the legacy routes: StreamDiffusion's demo protocol is spoken there too."""
         self._frames = 0
+        self._draining = False
+        """The server is shutting down: frames are still read and answered, but no longer queued."""
         self._reader: asyncio.Task[None] | None = None
+        self._worker: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
 
     # lifecycle ------------------------------------------------------------------------------
@@ -81,7 +86,7 @@ class Session:
         metrics = self.services.metrics
         metrics.sessions.labels(mode=self.mode).inc()
         log.info("%s session of %s opened", self.mode, self.user_id)
-        worker = asyncio.create_task(self.policy.run(), name=f"{self.mode}/{self.user_id} worker")
+        worker = self._worker = asyncio.create_task(self.policy.run(), name=f"{self.mode}/{self.user_id} worker")
         worker.add_done_callback(self._worker_done)
         try:
             greeting = demo_greeting if self.demo is not None else envelope_greeting
@@ -114,6 +119,22 @@ class Session:
         if self._closing is None:
             self._closing = asyncio.create_task(self.close(code, reason))
         return self._closing
+
+    def shut_down_soon(self) -> asyncio.Task[None]:
+        """Server shutdown: let the policy finish what it owes, refuse the rest by number, close 1001."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._shut_down())
+        return self._closing
+
+    async def _shut_down(self) -> None:
+        self._draining = True
+        await self.policy.drain()
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.wait([self._worker])
+        for frame in self.policy.take_unanswered():
+            await self.report("shutting_down", protocol.not_processed_shutting_down(frame.seq))
+        await self.close(CloseCode.GOING_AWAY, "server shutting down")
 
     async def close(self, code: CloseCode, reason: str) -> None:
         if not self.ws.closed:
@@ -236,8 +257,12 @@ class Session:
             await self._refuse_frame(exc.kind, str(exc))
             return
         self._frames += 1
+        if self._draining:  # no await since the check: the shutdown either sees this frame or refuses it here
+            await self.report("shutting_down", protocol.not_processed_shutting_down(self._frames))
+            return
         await self.policy.accept(Incoming({**self.params, **params}, image, header, received_at, self._frames))
-        await self.policy.acknowledge()
+        if not self._draining:  # once shutting down, the client is not asked for more
+            await self.policy.acknowledge()
 
     async def _refuse_frame(self, kind: str, text: str) -> None:
         """Every frame gets an answer: a refused one its reason and a request for the next."""

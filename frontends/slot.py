@@ -100,6 +100,7 @@ class BoundedSlot(Generic[T]):
         return dropped
 
     async def get(self) -> T:
+        """The oldest item; raise SlotClosed once closed and empty."""
         while not self._items:
             if self._closed:
                 raise SlotClosed
@@ -108,6 +109,6 @@ class BoundedSlot(Generic[T]):
         return self._items.popleft()
 
     def close(self) -> None:
+        """No more items; those already put are still read (a drawing's part outlives its session's end)."""
         self._closed = True
-        self._items.clear()
         self._readable.set()

@@ -316,6 +316,10 @@ class ServerConfig(_Strict):
     header_timeout_s: float = Field(20.0, gt=0, le=3600)
     """A connection must deliver a complete request head this soon after it opens or after its last
     answer (idle keep-alive time counts), else it is closed: slowly sent headers hold no connection."""
+    shutdown_drain_s: float = Field(5.0, ge=0, le=3600)
+    """On SIGTERM, how long canvas sessions may go on working through the drawings they hold; each one
+    left then gets an error naming it before the 1001 close. Realtime sessions close at once. Keep it
+    under the orchestrator's grace period (Kubernetes: 30 s by default; docker/compose.yaml: 30 s)."""
     tls_cert: str | None = None
     """PEM certificate (chain) file: serve HTTPS and WSS, e.g. on a LAN where browsers need a secure
     context for the camera. Relative to the config file's folder. Needs tls_key."""

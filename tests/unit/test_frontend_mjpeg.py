@@ -97,6 +97,18 @@ async def test_a_canvas_viewer_gets_every_part_in_order_and_publishing_never_wai
 
 
 @sync
+async def test_a_closing_canvas_hub_still_hands_its_viewers_the_parts_they_hold():
+    hub = StreamHub(backlog=3)
+    slot = hub.subscribe()
+    hub.publish(part(1))
+    hub.publish(part(2))
+    hub.close()
+    assert [(await slot.get()).jpeg for _ in range(2)] == [b"1", b"2"]
+    with pytest.raises(SlotClosed):
+        await slot.get()
+
+
+@sync
 async def test_a_canvas_viewer_that_stops_reading_skips_its_oldest_parts():
     hub = StreamHub(backlog=2)
     stalled, reading = hub.subscribe(), hub.subscribe()

@@ -204,3 +204,50 @@ async def test_realtime_a_failed_frame_is_no_reference_for_skipping():
     assert steps.processed == [2]  # 2 looks like 1, but 1 gave no result; 3 looks like 2, which did
     assert steps.counts["skipped"] == 1
     worker.cancel()
+
+
+@sync
+async def test_canvas_drain_finishes_the_queued_drawings_within_its_budget():
+    steps = Recorder()
+    policy = CanvasPolicy(4, steps, drain_s=30.0)
+    worker = asyncio.create_task(policy.run())
+    for seq in (1, 2, 3):
+        await policy.accept(incoming(seq))
+    await policy.drain()  # returns when they are done, long before the budget
+    worker.cancel()
+    assert steps.processed == [1, 2, 3]
+    assert policy.take_unanswered() == []
+
+
+@sync
+async def test_canvas_drain_past_its_budget_hands_back_every_unanswered_drawing_in_order():
+    gate = asyncio.Event()  # never opened: drawing 1 stays in processing
+    steps = Recorder(process_gate=gate)
+    policy = CanvasPolicy(2, steps, drain_s=0.05)
+    worker = asyncio.create_task(policy.run())
+    await policy.accept(incoming(1))
+    await settle()
+    await policy.accept(incoming(2))
+    await policy.accept(incoming(3))
+    blocked = asyncio.create_task(policy.accept(incoming(4)))  # the reader waits for room
+    await settle()
+    await policy.drain()
+    worker.cancel()
+    await asyncio.wait([worker])
+    assert [frame.seq for frame in policy.take_unanswered()] == [1, 2, 3, 4]
+    assert steps.processed == []
+    blocked.cancel()
+
+
+@sync
+async def test_realtime_owes_nothing_on_shutdown():
+    gate = asyncio.Event()
+    steps = Recorder(process_gate=gate)
+    policy = RealtimePolicy(perf(), steps)
+    worker = asyncio.create_task(policy.run())
+    await policy.accept(incoming(1))
+    await settle()
+    await policy.accept(incoming(2))
+    await policy.drain()  # at once, with a frame in processing and one pending
+    worker.cancel()
+    assert policy.take_unanswered() == []
