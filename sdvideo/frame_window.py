@@ -8,6 +8,7 @@ no unit can ask for it again. The window is bounded: a slow server holds the dec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -27,6 +28,8 @@ class FrameWindow:
         self._changed = asyncio.Condition()
         self._failure: BaseException | None = None
         self._last: np.ndarray | None = None
+        self._decoding: asyncio.Future[np.ndarray | None] | None = None
+        """The decode running in its thread: cancelling the task does not stop it, so close waits for it."""
 
     async def decode(self) -> None:
         """Run as a task: decode ahead of `low` by at most `capacity` frames."""
@@ -34,7 +37,8 @@ class FrameWindow:
             for index in range(self.total):
                 async with self._changed:
                     await self._changed.wait_for(lambda i=index: i < self._low + self.capacity)
-                frame = await asyncio.to_thread(next, self._frames, None)
+                self._decoding = asyncio.ensure_future(asyncio.to_thread(next, self._frames, None))
+                frame = await asyncio.shield(self._decoding)
                 if frame is None:  # the stream ended early: the last frame stands in
                     if self._last is None:
                         raise InputError("the video stream gave no frame at all")
@@ -67,3 +71,13 @@ class FrameWindow:
                 self._held.pop(index, None)
             self._low = low
             self._changed.notify_all()
+
+    async def close(self) -> None:
+        """After the decode task is cancelled: let a decode still in its thread finish, then close the
+        input (its container), so nothing frees the decoder while a thread is inside it."""
+        if self._decoding is not None:
+            with contextlib.suppress(BaseException):
+                await self._decoding
+        close = getattr(self._frames, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)

@@ -177,6 +177,7 @@ class RestyleJob:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await asyncio.shield(window.close())
             if writer is not None:
                 await asyncio.shield(asyncio.to_thread(writer.close, complete))
         if window.decoded < info.frames:
