@@ -25,14 +25,16 @@ _SIGNATURE_JS = """async (selector) => {
   ctx.drawImage(img, 0, 0);
   const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", pixels));
-  let sum = 0;
-  for (let i = 0; i < pixels.length; i += 4) sum += pixels[i] + pixels[i + 1] + pixels[i + 2];
+  const sums = [0, 0, 0];
+  for (let i = 0; i < pixels.length; i += 4) for (let c = 0; c < 3; c++) sums[c] += pixels[i + c];
+  const rgb = sums.map((s) => s / (pixels.length / 4));
   return {
     frames: Number(img.dataset.frames || 0),
     width: canvas.width,
     height: canvas.height,
     hash: Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""),
-    mean: sum / (pixels.length / 4) / 3,
+    mean: (rgb[0] + rgb[1] + rgb[2]) / 3,
+    rgb,
   };
 }"""
 
@@ -46,11 +48,12 @@ class Shown:
     height: int
     hash: str
     mean: float
+    rgb: tuple[float, float, float]
 
 
 def shown(page: Page, selector: str = "#output") -> Shown | None:
     value = page.evaluate(_SIGNATURE_JS, selector)
-    return Shown(**value) if value else None
+    return Shown(**{**value, "rgb": tuple(value["rgb"])}) if value else None
 
 
 def results_count(page: Page, selector: str = "#output") -> int:
@@ -67,24 +70,7 @@ def image_format(data: bytes) -> str:
         return f"{image.format} {image.width}x{image.height}"
 
 
-_MEAN_RGB_JS = """async (selector) => {
-  const img = document.querySelector(selector);
-  if (!img || !img.getAttribute("src")) return null;
-  try { await img.decode(); } catch { return null; }
-  if (img.naturalWidth === 0) return null;
-  const canvas = document.createElement("canvas");
-  canvas.width = img.naturalWidth;
-  canvas.height = img.naturalHeight;
-  const ctx = canvas.getContext("2d");
-  ctx.drawImage(img, 0, 0);
-  const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
-  const sums = [0, 0, 0];
-  for (let i = 0; i < pixels.length; i += 4) for (let c = 0; c < 3; c++) sums[c] += pixels[i + c];
-  return { frames: Number(img.dataset.frames || 0), rgb: sums.map((s) => s / (pixels.length / 4)) };
-}"""
-
-
 def mean_rgb(page: Page, selector: str = "#output") -> tuple[int, tuple[float, float, float]] | None:
     """(results received, mean R, G, B) of the picture an <img> shows."""
-    value = page.evaluate(_MEAN_RGB_JS, selector)
-    return (value["frames"], tuple(value["rgb"])) if value else None
+    picture = shown(page, selector)
+    return (picture.frames, picture.rgb) if picture else None
